@@ -1,0 +1,3 @@
+from clapboard.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Storage backends: each offers a locked batch transaction, not business logic."""

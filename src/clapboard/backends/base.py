@@ -1,0 +1,154 @@
+"""The seam between the Store (all writer semantics) and where bytes live.
+
+A backend offers *a locked batch transaction* and a few unlocked reads. It knows
+nothing about structure guards, overlays or versions policy: ``store.py`` builds every
+operation on top of this interface, so the filesystem and PostgreSQL behave the same.
+
+Transaction contract:
+
+* ``backend.batch(...)`` holds the batch exclusively for the ``with`` block (a flock,
+  or ``SELECT … FOR UPDATE``), waiting at most ``timeout`` seconds
+  (:class:`~clapboard.errors.LockTimeoutError`).
+* Reads inside the block see the latest committed state plus the block's own writes.
+* Leaving the block normally commits; leaving it with an exception undoes every write
+  of the block (filesystem: previous bytes restored durably; PostgreSQL: ROLLBACK)
+  and re-raises. If undoing fails, :class:`~clapboard.errors.RollbackError` carries
+  both causes.
+* Writes are ordered body → manifest → journal by the Store; the filesystem makes each
+  durable as it happens, so every prefix of a crashed operation still loads.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+Doc = dict[str, Any]
+
+
+@dataclass
+class Problem:
+    """One finding of ``fsck``: what is wrong, where, and whether repair fixed it."""
+
+    path: str
+    kind: str
+    message: str
+    repaired: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "message": self.message,
+                "repaired": self.repaired}
+
+
+@dataclass
+class Report:
+    """The result of ``fsck``: ``problems`` is empty when the store is clean."""
+
+    problems: list[Problem] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not [p for p in self.problems if not p.repaired]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checked": self.checked, "clean": self.clean,
+                "problems": [p.to_dict() for p in self.problems]}
+
+
+class BatchTx(ABC):
+    """One batch held exclusively. See the module docstring for the contract."""
+
+    project: str
+    episode: str
+    batch_id: str
+
+    @abstractmethod
+    def read_manifest(self) -> Doc | None:
+        """The validated manifest (schema and identity checked), None when absent."""
+
+    @abstractmethod
+    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
+        """The decoded body of ``version`` (without ``schema_version``), None if absent.
+
+        With ``manifest`` None only version 1 (the flat body) exists.
+        """
+
+    @abstractmethod
+    def write_body(self, version: int, doc: Doc, artifact: str) -> None:
+        """Write a body (scene dict) under its artifact name, durably."""
+
+    @abstractmethod
+    def write_manifest(self, manifest: Doc) -> None:
+        """Write the manifest, durably."""
+
+    @abstractmethod
+    def append_journal(self, record: Doc) -> Doc:
+        """Append a journal record (seq/prev/crc assigned here); returns it complete."""
+
+    def artifact_exists(self, artifact: str) -> bool:
+        """True if a body is stored under ``artifact`` whether registered or not (an
+        orphan left by a crash). Backends without orphans answer False."""
+        return False
+
+
+class Backend(ABC):
+    """A place to keep stores: a folder, or a PostgreSQL database."""
+
+    location: str
+
+    @abstractmethod
+    def batch(
+        self, project: str, episode: str, batch_id: str, *, timeout: float, op: str = ""
+    ) -> AbstractContextManager[BatchTx]:
+        """Hold a batch exclusively (see the module docstring)."""
+
+    @abstractmethod
+    def read_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
+        """Unlocked read of the validated manifest."""
+
+    @abstractmethod
+    def read_body(
+        self, project: str, episode: str, batch_id: str, version: int, manifest: Doc | None
+    ) -> Doc | None:
+        """Unlocked read of a decoded body."""
+
+    @abstractmethod
+    def list_projects(self) -> list[str]: ...
+
+    @abstractmethod
+    def list_episodes(self, project: str) -> list[str]: ...
+
+    @abstractmethod
+    def list_batches(self, project: str, episode: str) -> list[str]:
+        """Batch ids with a flat body or a manifest, sorted."""
+
+    @abstractmethod
+    def read_journal(self, project: str, episode: str, batch_id: str) -> list[Doc]:
+        """Every valid journal record of a batch, in seq order."""
+
+    @abstractmethod
+    def journal_since(
+        self, project: str | None, after: dict[tuple[str, str, str], int]
+    ) -> Iterator[tuple[tuple[str, str, str], Doc]]:
+        """Journal records newer than ``after[(project, episode, batch)]`` (for watch)."""
+
+    @abstractmethod
+    def fsck(self, project: str | None, *, repair: bool) -> Report:
+        """Check every stored object; with ``repair``, fix only what is safe to fix."""
+
+    @abstractmethod
+    def migrate(self, project: str | None) -> list[str]:
+        """Rewrite documents of older schema versions in the current one; names them."""
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until something may have changed, or ``timeout`` (default: sleep)."""
+        import time
+
+        time.sleep(timeout)
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release connections and caches."""

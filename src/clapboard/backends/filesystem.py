@@ -1,0 +1,295 @@
+"""The filesystem backend: human-readable JSON files in the SPEC §3 layout.
+
+    <root>/projects/<project>/orchestration/scenes/
+        ep_001_B.json              flat body (implicit active v1 when no manifest)
+        ep_001_B.versions.json     manifest
+        ep_001_B.v002.json         versioned body
+        ep_001_B.versions.lock     per-batch lock file (never deleted)
+        ep_001_B.journal.jsonl     per-batch journal
+
+Every file is replaced with :func:`~clapboard.io.atomic.atomic_write_bytes`; the batch
+transaction remembers the bytes it replaced so a failure inside the block (a
+``post_write`` hook, a manifest write) restores them through the same durable writer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from clapboard import codec
+from clapboard.backends.base import Backend, BatchTx, Doc, Report
+from clapboard.errors import (
+    ClapboardError,
+    RollbackError,
+    SceneIdentityMismatchError,
+    StoreReadOnlyError,
+    UnsupportedFilesystemError,
+    VersionNotFoundError,
+)
+from clapboard.io import journal as jr
+from clapboard.io.atomic import atomic_write_bytes, durable_unlink
+from clapboard.manifest import artifact_for
+from clapboard.io.fsinfo import filesystem_type, is_network_fs
+from clapboard.io.lock import FileLock
+from clapboard.paths import (
+    ProjectPaths,
+    flat_name,
+    journal_name,
+    lock_name,
+    manifest_name,
+    parse_scene_file,
+    safe_basename,
+    validate_project,
+)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+class FilesystemBackend(Backend):
+    """A store in a folder. One machine: flock does not reach across NFS."""
+
+    def __init__(self, root: str | os.PathLike[str], *, allow_network_fs: bool = False) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+        self.read_only_reason: str | None = None
+        self._journals: dict[str, jr.Journal] = {}
+        fstype = filesystem_type(self.root)
+        if is_network_fs(fstype) and not allow_network_fs:
+            raise UnsupportedFilesystemError(
+                f"store root {self.root} is on a {fstype} filesystem, whose locks cannot be "
+                "trusted across machines",
+                path=self.root,
+                hint="use the PostgreSQL backend (postgresql://…) for writers on several "
+                "machines, or pass allow_network_fs=True for a disk known to honour flock",
+            )
+
+    # -- locations --------------------------------------------------------------------
+
+    def scenes_dir(self, project: str) -> Path:
+        return ProjectPaths.for_project(project, self.root).orchestration_scenes_dir
+
+    def body_path(self, project: str, episode: str, batch_id: str, version: int,
+                  manifest: Doc | None) -> Path:
+        artifact = artifact_for(manifest, episode, batch_id, version)
+        return self.scenes_dir(project) / safe_basename(
+            artifact, context=f"batch {batch_id} v{version}")
+
+    def journal(self, project: str, episode: str, batch_id: str) -> jr.Journal:
+        path = self.scenes_dir(project) / journal_name(episode, batch_id)
+        key = str(path)
+        j = self._journals.get(key)
+        if j is None:
+            j = self._journals[key] = jr.Journal(path)
+        return j
+
+    # -- reads ------------------------------------------------------------------------
+
+    def _load_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
+        path = self.scenes_dir(project) / manifest_name(episode, batch_id)
+        data = _read(path)
+        if data is None:
+            return None
+        manifest = codec.decode_manifest(data, path)
+        if manifest.get("batch_id") != batch_id:
+            raise SceneIdentityMismatchError(batch_id, manifest.get("batch_id"), path=path,
+                                             what="manifest")
+        return manifest
+
+    def _load_body(self, path: Path) -> tuple[bytes, Doc] | None:
+        data = _read(path)
+        if data is None:
+            return None
+        return data, codec.decode_scene(data, path)
+
+    def read_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
+        return self._load_manifest(project, episode, batch_id)
+
+    def read_body(self, project: str, episode: str, batch_id: str, version: int,
+                  manifest: Doc | None) -> Doc | None:
+        got = self._load_body(self.body_path(project, episode, batch_id, version, manifest))
+        return got[1] if got is not None else None
+
+    def list_projects(self) -> list[str]:
+        base = self.root / "projects"
+        if not base.is_dir():
+            return []
+        out = []
+        for p in base.iterdir():
+            try:
+                validate_project(p.name)
+            except ClapboardError:
+                continue
+            if p.is_dir():
+                out.append(p.name)
+        return sorted(out)
+
+    def _scene_files(self, project: str) -> list[str]:
+        d = self.scenes_dir(project)
+        try:
+            return os.listdir(d)
+        except FileNotFoundError:
+            return []
+
+    def list_episodes(self, project: str) -> list[str]:
+        eps = set()
+        for name in self._scene_files(project):
+            f = parse_scene_file(name)
+            if f is not None and f.kind in ("flat", "manifest"):
+                eps.add(f.episode)
+        return sorted(eps, key=lambda e: (int(e[3:]), e))
+
+    def list_batches(self, project: str, episode: str) -> list[str]:
+        out = set()
+        for name in self._scene_files(project):
+            f = parse_scene_file(name)
+            if f is not None and f.episode == episode and f.kind in ("flat", "manifest"):
+                out.add(f.batch_id)
+        return sorted(out)
+
+    def read_journal(self, project: str, episode: str, batch_id: str) -> list[Doc]:
+        return jr.scan(self.scenes_dir(project) / journal_name(episode, batch_id)).records
+
+    def journal_since(
+        self, project: str | None, after: dict[tuple[str, str, str], int]
+    ) -> Iterator[tuple[tuple[str, str, str], Doc]]:
+        for proj in [project] if project else self.list_projects():
+            for name in sorted(self._scene_files(proj)):
+                f = parse_scene_file(name)
+                if f is None or f.kind != "journal":
+                    continue
+                key = (proj, f.episode, f.batch_id)
+                last = after.get(key, 0)
+                path = self.scenes_dir(proj) / name
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    continue
+                if last and size == self._watch_sizes.get(str(path)):
+                    continue  # unchanged since the last poll
+                self._watch_sizes[str(path)] = size
+                for rec in jr.scan(path).records:
+                    if rec["seq"] > last:
+                        yield key, rec
+
+    _watch_sizes: dict[str, int] = {}
+
+    # -- the batch transaction --------------------------------------------------------
+
+    @contextmanager
+    def batch(self, project: str, episode: str, batch_id: str, *, timeout: float,
+              op: str = "") -> Iterator[BatchTx]:
+        if self.read_only_reason:
+            raise StoreReadOnlyError(
+                f"store {self.root} is read-only after a failed journal fsync: "
+                f"{self.read_only_reason}",
+                hint="reopen the store (a new process) after checking it with `clapboard fsck`",
+            )
+        d = self.scenes_dir(project)
+        lock = FileLock(d / lock_name(episode, batch_id), timeout=timeout, op=op)
+        lock.acquire()
+        tx = FsBatchTx(self, project, episode, batch_id)
+        try:
+            yield tx
+        except BaseException as e:
+            tx.rollback(e)
+            raise
+        finally:
+            lock.release()
+
+    def fsck(self, project: str | None, *, repair: bool) -> Report:
+        from clapboard.backends.fs_fsck import fsck_filesystem
+
+        return fsck_filesystem(self, project, repair=repair)
+
+    def migrate(self, project: str | None) -> list[str]:
+        from clapboard.backends.fs_fsck import migrate_filesystem
+
+        return migrate_filesystem(self, project)
+
+
+class FsBatchTx(BatchTx):
+    def __init__(self, backend: FilesystemBackend, project: str, episode: str,
+                 batch_id: str) -> None:
+        self.backend = backend
+        self.project = project
+        self.episode = episode
+        self.batch_id = batch_id
+        self.dir = backend.scenes_dir(project)
+        self._seen: dict[Path, bytes | None] = {}  # bytes as read in this tx
+        self._undo: list[tuple[Path, bytes | None]] = []
+        self._manifest: tuple[Doc | None] | None = None
+
+    def read_manifest(self) -> Doc | None:
+        if self._manifest is None:
+            self._manifest = (self.backend._load_manifest(self.project, self.episode,
+                                                          self.batch_id),)
+        m = self._manifest[0]
+        return dict(m) if m is not None else None
+
+    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
+        path = self.backend.body_path(self.project, self.episode, self.batch_id, version,
+                                      manifest)
+        got = self.backend._load_body(path)
+        self._seen[path] = got[0] if got is not None else None
+        return got[1] if got is not None else None
+
+    def artifact_exists(self, artifact: str) -> bool:
+        return (self.dir / safe_basename(artifact)).exists()
+
+    def _replace(self, path: Path, data: bytes) -> None:
+        if path in self._seen:
+            previous = self._seen[path]
+        else:
+            previous = _read(path)
+        self._undo.append((path, previous))
+        atomic_write_bytes(path, data)
+        self._seen[path] = data
+
+    def write_body(self, version: int, doc: Doc, artifact: str) -> None:
+        path = self.dir / safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
+        self._replace(path, codec.encode_scene(doc))
+
+    def write_manifest(self, manifest: Doc) -> None:
+        self._replace(self.dir / manifest_name(self.episode, self.batch_id),
+                      codec.encode_manifest(manifest))
+        self._manifest = (dict(manifest),)
+
+    def append_journal(self, record: Doc) -> Doc:
+        j = self.backend.journal(self.project, self.episode, self.batch_id)
+        try:
+            return j.append(record)
+        except OSError as e:
+            # After a failed fsync the kernel may have dropped the dirty pages: never
+            # retry and trust it. Refuse further writes until the store is reopened and
+            # the journal revalidated (fsck truncates whatever tail did not make it).
+            self.backend.read_only_reason = f"journal {j.path}: {e}"
+            raise
+
+    def rollback(self, cause: BaseException) -> None:
+        """Restore every file this transaction replaced, newest first."""
+        undo, self._undo = self._undo, []
+        for path, previous in reversed(undo):
+            try:
+                if previous is None:
+                    durable_unlink(path)
+                else:
+                    atomic_write_bytes(path, previous)
+            except OSError as e:
+                raise RollbackError(
+                    f"could not restore {path} after a failed write", cause=cause,
+                    rollback_cause=e, path=path,
+                ) from cause
+
+
+__all__ = ["FilesystemBackend", "FsBatchTx"]
+

@@ -1,0 +1,128 @@
+"""Canonical bytes for bodies and manifests, ``schema_version``, and the migration chain.
+
+One encoding for every published JSON file: orjson, two-space indent, sorted keys and
+a trailing newline — human-readable, diff-friendly and deterministic, so equal content
+always gives equal bytes. ``pathlib.Path`` values anywhere are written as strings.
+
+Reading checks ``schema_version``: missing or unknown raises
+:class:`~clapboard.errors.SchemaVersionError` naming the file and both versions;
+an older known version is upgraded step by step through :data:`MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from clapboard.errors import CorruptFileError, SchemaVersionError, ValidationError
+
+SCENE_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 1
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+# MIGRATIONS[kind][n] upgrades a document of schema n to n + 1. Today every kind is at
+# its first version, so the chains are empty; a schema bump adds one step here and a
+# test with a body of the old version (tests/test_codec.py shows how).
+MIGRATIONS: dict[str, dict[int, Migration]] = {"scene": {}, "manifest": {}}
+CURRENT: dict[str, int] = {"scene": SCENE_SCHEMA_VERSION, "manifest": MANIFEST_SCHEMA_VERSION}
+
+_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def dumps(doc: dict[str, Any]) -> bytes:
+    """Canonical bytes of a JSON document (the on-disk form)."""
+    try:
+        return orjson.dumps(doc, default=_default, option=_OPTS)
+    except (orjson.JSONEncodeError, TypeError):
+        # orjson refuses a few things the standard library accepts (integers beyond
+        # 64 bits, non-string keys). Fall back so such a body still saves, in the same
+        # layout; anything json cannot encode either is the caller's bad input.
+        try:
+            text = json.dumps(doc, indent=2, sort_keys=True, default=_default,
+                              ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValidationError("", f"body is not JSON-serialisable: {e}") from None
+        return (text + "\n").encode("utf-8")
+
+
+def loads(data: bytes, path: Path | str | None = None) -> Any:
+    """Parse bytes; unparseable input raises ``CorruptFileError`` (a ``ValueError``)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        where = f" in {path}" if path is not None else ""
+        raise CorruptFileError(f"unparseable JSON{where}: {e}", path=path) from None
+
+
+def encode_scene(scene_dict: dict[str, Any]) -> bytes:
+    """Body bytes for a scene dict (as from ``Scene.to_dict()``)."""
+    return dumps({**scene_dict, "schema_version": SCENE_SCHEMA_VERSION})
+
+
+def encode_manifest(manifest: dict[str, Any]) -> bytes:
+    return dumps({**manifest, "schema_version": MANIFEST_SCHEMA_VERSION})
+
+
+def upgrade(kind: str, doc: dict[str, Any], path: Path | str | None = None) -> dict[str, Any]:
+    """Check ``doc['schema_version']`` and migrate it to the current version.
+
+    Returns the document without its ``schema_version`` key for scenes (the models do
+    not carry it) and with the current one for manifests.
+    """
+    label = "Scene JSON" if kind == "scene" else "Scene versions manifest"
+    current = CURRENT[kind]
+    if not isinstance(doc, dict):
+        raise CorruptFileError(f"{label} is not a JSON object", path=path)
+    found = doc.get("schema_version")
+    if isinstance(found, bool) or not isinstance(found, int):
+        raise SchemaVersionError(
+            f"{label} schema_version mismatch in {path}: expected {current}, got {found!r}",
+            path=path, found=found, expected=current,
+        )
+    chain = MIGRATIONS[kind]
+    version = found
+    while version < current and version in chain:
+        doc = chain[version](dict(doc))
+        version += 1
+        doc["schema_version"] = version
+    if version != current:
+        raise SchemaVersionError(
+            f"{label} schema_version mismatch in {path}: expected {current}, got {found!r}"
+            + (" (written by a newer clapboard; upgrade clapboard)" if found > current else ""),
+            path=path, found=found, expected=current,
+        )
+    if kind == "scene":
+        doc = dict(doc)
+        del doc["schema_version"]
+    return doc
+
+
+def decode_scene(data: bytes, path: Path | str | None = None) -> dict[str, Any]:
+    """Scene dict (without ``schema_version``) from body bytes, upgraded if older."""
+    return upgrade("scene", loads(data, path), path)
+
+
+def decode_manifest(data: bytes, path: Path | str | None = None) -> dict[str, Any]:
+    return upgrade("manifest", loads(data, path), path)
+
+
+def needs_upgrade(kind: str, data: bytes) -> bool:
+    """True when the bytes hold an older, migratable schema version."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    found = doc.get("schema_version") if isinstance(doc, dict) else None
+    return isinstance(found, int) and not isinstance(found, bool) and found < CURRENT[kind]

@@ -1,0 +1,1 @@
+"""Filesystem primitives: durable atomic writes, batch locks, self-checking journals."""

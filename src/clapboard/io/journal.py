@@ -1,0 +1,236 @@
+"""Self-checking JSON-lines journals.
+
+Each record is one line of plain JSON that carries its own check, so the file stays
+greppable and ``jq``-able while damage is detectable:
+
+* ``crc``: CRC-32 (8 hex digits) of the record's canonical bytes without ``crc``;
+* ``prev``: the ``crc`` of the record before it ("" for the first), chaining records
+  so an edited or dropped line breaks the chain;
+* ``seq``: 1, 2, 3… without gaps.
+
+A record is serialised completely first and written with one ``write`` (looping only
+on a short write), then fsynced: a crash can leave at most a torn *last* line.
+Reading keeps the valid prefix and ignores a damaged tail (a torn write, zeros or
+garbage after the last good record); the next append truncates that tail first.
+Damage *followed by* valid records cannot come from a crash and raises
+:class:`CorruptJournalError`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from clapboard.errors import CorruptJournalError
+from clapboard.io.atomic import ensure_dir, fsync_dir, write_all
+
+_CHUNK = 1 << 16
+
+
+def record_crc(record: dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "crc"}
+    return f"{zlib.crc32(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)):08x}"
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """The line for ``record`` (which has ``seq`` and ``prev``), with its ``crc`` added."""
+    rec = dict(record)
+    rec["crc"] = record_crc(rec)
+    return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+
+
+def check_line(line: bytes) -> dict[str, Any] | None:
+    """The record in a complete line if it parses and its crc holds, else None."""
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("crc"), str):
+        return None
+    return rec if record_crc(rec) == rec["crc"] else None
+
+
+@dataclass
+class Tail:
+    """Where the valid records end, and the chain state an append continues from."""
+
+    seq: int
+    crc: str
+    valid_end: int  # byte offset just past the last valid record
+    size: int  # file size when read; > valid_end means a damaged tail
+
+
+@dataclass
+class JournalScan:
+    records: list[dict[str, Any]]
+    tail: Tail
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, line without newline, complete?) for each line of ``data``."""
+    pos = 0
+    n = len(data)
+    while pos < n:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            yield pos, data[pos:], False
+            return
+        yield pos, data[pos:nl], True
+        pos = nl + 1
+
+
+def scan(path: Path | str) -> JournalScan:
+    """Every valid record, in order; a damaged tail is skipped, mid-file damage raises."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return JournalScan([], Tail(0, "", 0, 0))
+    return scan_bytes(data, path)
+
+
+def scan_bytes(data: bytes, path: Path | str = "<journal>") -> JournalScan:
+    records: list[dict[str, Any]] = []
+    seq, crc, valid_end = 0, "", 0
+    bad_at: int | None = None
+    for offset, line, complete in _lines(data):
+        rec = check_line(line) if complete else None
+        ok = rec is not None and rec.get("seq") == seq + 1 and rec.get("prev") == crc
+        if not ok:
+            if bad_at is None:
+                bad_at = offset
+            continue
+        assert rec is not None
+        if bad_at is not None:
+            raise CorruptJournalError(
+                f"journal damaged at byte {bad_at} but valid records follow (seq {rec['seq']})",
+                path=path,
+            )
+        records.append(rec)
+        seq, crc, valid_end = rec["seq"], rec["crc"], offset + len(line) + 1
+    return JournalScan(records, Tail(seq, crc, valid_end, len(data)))
+
+
+def read_tail(fd: int, size: int, path: Path | str) -> Tail:
+    """Chain state from the end of an open journal, reading only what it must.
+
+    Reads backwards until it has the last valid record; falls back to a full scan when
+    the tail is damaged (rare: only after a crash or a fault).
+    """
+    if size == 0:
+        return Tail(0, "", 0, 0)
+    start = max(0, size - _CHUNK)
+    while True:
+        data = os.pread(fd, size - start, start)
+        if data.endswith(b"\n"):
+            body = data[:-1]
+            nl = body.rfind(b"\n")
+            if nl >= 0 or start == 0:
+                line = body[nl + 1:]
+                rec = check_line(line)
+                if rec is not None and isinstance(rec.get("seq"), int):
+                    return Tail(rec["seq"], rec["crc"], size, size)
+                break  # damaged last line: take the careful path
+        else:
+            break  # torn last line
+        if start == 0:
+            break
+        start = max(0, start - _CHUNK * 4)
+    full = os.pread(fd, size, 0)
+    return scan_bytes(full, path).tail
+
+
+class Journal:
+    """Appends to one journal file; the caller serialises appends (the batch lock)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._cache: tuple[int, int, Tail] | None = None  # (inode, size, tail)
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append ``record`` (without seq/prev/crc), durably; returns the full record."""
+        ensure_dir(self.path.parent)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        try:
+            st = os.fstat(fd)
+            cached = self._cache
+            if cached is not None and cached[0] == st.st_ino and cached[1] == st.st_size:
+                tail = cached[2]
+            else:
+                tail = read_tail(fd, st.st_size, self.path)
+            if tail.valid_end < st.st_size:
+                # A torn or damaged tail from an earlier crash: cut it before appending,
+                # so the new record is not glued onto garbage.
+                os.ftruncate(fd, tail.valid_end)
+            rec = {**record, "seq": tail.seq + 1, "prev": tail.crc}
+            line = encode_record(rec)
+            write_all(fd, line)
+            os.fsync(fd)
+            rec = orjson.loads(line)
+            end = tail.valid_end + len(line)
+            self._cache = (st.st_ino, end, Tail(rec["seq"], rec["crc"], end, end))
+        except BaseException:
+            self._cache = None
+            raise
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(self.path.parent)
+        return dict(rec)
+
+
+def append_line_locked(path: Path | str, obj: Any) -> None:
+    """Append one JSON object as a line under an exclusive flock, fsynced.
+
+    The object is written as given (no fields added). A torn last line left by an
+    earlier crash is truncated first, so it never corrupts the new line.
+    """
+    p = Path(path)
+    ensure_dir(p.parent)
+    line = orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    created = not p.exists()
+    fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(fd).st_size
+            if size:
+                last = os.pread(fd, 1, size - 1)
+                if last != b"\n":
+                    chunk_start = max(0, size - _CHUNK)
+                    data = os.pread(fd, size - chunk_start, chunk_start)
+                    nl = data.rfind(b"\n")
+                    os.ftruncate(fd, chunk_start + nl + 1 if nl >= 0 else 0)
+            write_all(fd, line)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_dir(p.parent)
+
+
+def read_lines(path: Path | str) -> list[Any]:
+    """Objects of a plain JSON-lines file, skipping a torn last line."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    out: list[Any] = []
+    for _, line, complete in _lines(data):
+        if not complete:
+            break
+        try:
+            out.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    return out

@@ -1,0 +1,166 @@
+"""The per-batch exclusive lock: ``flock`` on a lock file that is never deleted.
+
+Semantics (each one a fault in FAILURE_MODES.md):
+
+* Waiting has a timeout; it polls with a growing back-off and raises
+  :class:`LockTimeoutError` naming the lock file and, when recorded, the holder's pid,
+  host and operation (written into the lock file after acquiring).
+* Re-entry from the thread that already holds the lock raises
+  :class:`LockReentryError` at once (a ``post_write`` hook saving the same batch would
+  otherwise wait on itself until the timeout). Other threads simply wait: each
+  acquisition opens its own file description, and flock locks conflict between
+  descriptions even inside one process.
+* Lock files are never unlinked (unlinking lets a waiter lock a new inode while the
+  old holder still runs). If the file was deleted or replaced anyway, the inode we
+  locked no longer matches the path: release and try again.
+* A forked child inherits the descriptor, and an ``flock(LOCK_UN)`` there would free
+  the parent's lock; so only the acquiring process ever unlocks.
+* ``ENOSYS`` / ``EOPNOTSUPP`` / ``ENOLCK`` from flock is a hard error: never a silent
+  fallback to no locking.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import orjson
+
+from clapboard.errors import LockReentryError, LockTimeoutError, UnsupportedFilesystemError
+from clapboard.io.atomic import ensure_dir
+
+_HELD: dict[str, int] = {}  # lock path -> thread ident of the holder in this process
+_HELD_GUARD = threading.Lock()
+
+
+def _forget_in_child() -> None:
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+_UNSUPPORTED = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
+_HOST = socket.gethostname()
+
+
+def read_holder(path: Path | str) -> dict[str, object]:
+    """The holder record a lock file carries (best effort: {} when unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(4096)
+        holder = orjson.loads(data) if data.strip() else {}
+        return holder if isinstance(holder, dict) else {}
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+
+
+class FileLock:
+    """An exclusive flock on ``path`` with timeout; a context manager."""
+
+    def __init__(self, path: Path | str, *, timeout: float = 30.0, op: str = "") -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self.op = op
+        self._fd: int | None = None
+        self._owner_pid = 0
+        self._key = str(self.path)
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with _HELD_GUARD:
+            if _HELD.get(self._key) == me:
+                raise LockReentryError(
+                    f"this thread already holds lock {self.path} (re-entrant save of the "
+                    "same batch, e.g. from a post_write hook)",
+                    path=self.path, hint="do the second write after the first one returns",
+                )
+        deadline = time.monotonic() + self.timeout
+        delay = 0.0002
+        while True:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                now = time.monotonic()
+                if now >= deadline:
+                    raise LockTimeoutError(
+                        str(self.path), self.timeout, holder=read_holder(self.path)
+                    ) from None
+                # Poll with a growing back-off (capped) so waiters neither spin nor
+                # oversleep a short critical section; jitter-free is fine: flock has no
+                # queue, whoever polls first after release wins.
+                time.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, 0.01)
+                continue
+            except OSError as e:
+                os.close(fd)
+                if e.errno in _UNSUPPORTED:
+                    raise UnsupportedFilesystemError(
+                        f"flock is not supported for {self.path} ({os.strerror(e.errno or 0)})",
+                        path=self.path,
+                        hint="use a local disk, or the PostgreSQL backend for shared storage",
+                    ) from e
+                raise
+            # The file may have been unlinked or replaced between open and flock: then
+            # we hold a lock nobody else can see. Check and retry on the live inode.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            break
+        self._fd = fd
+        self._owner_pid = os.getpid()
+        with _HELD_GUARD:
+            _HELD[self._key] = me
+        self._record_holder(fd)
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError:
+            ensure_dir(self.path.parent)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+
+    def _record_holder(self, fd: int) -> None:
+        # Not fsynced: it is a hint for a LockTimeoutError message, not state.
+        rec = orjson.dumps({"pid": os.getpid(), "host": _HOST, "op": self.op,
+                            "since": time.time()})
+        try:
+            os.pwrite(fd, rec.ljust(160), 0)
+        except OSError:
+            pass  # a full disk must not stop the holder; the message just names less
+
+    def release(self) -> None:
+        fd = self._fd
+        if fd is None:
+            return
+        self._fd = None
+        if os.getpid() == self._owner_pid:
+            with _HELD_GUARD:
+                _HELD.pop(self._key, None)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        # In a forked child: only close our copy; the parent still holds the lock.
+        os.close(fd)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()

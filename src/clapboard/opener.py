@@ -1,0 +1,46 @@
+"""``open_store``: from a location (folder or ``postgresql://`` URL) to a Store."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from clapboard.errors import ClapboardError
+from clapboard.paths import store_root
+from clapboard.store import Store
+
+PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: object) -> bool:
+    return isinstance(location, str) and location.startswith(PG_SCHEMES)
+
+
+def open_store(location: str | os.PathLike[str] | None = None, **options: Any) -> Store:
+    """Open a store.
+
+    ``location``: a folder (filesystem backend), a ``postgresql://`` URL, or None for
+    ``CLAPBOARD_STORE``, else ``CLAPBOARD_HOME``, else ``./clapboard-data``.
+    Options: ``lock_timeout`` (seconds, default ``CLAPBOARD_LOCK_TIMEOUT`` or 30),
+    ``allow_network_fs`` (filesystem), ``pool_size`` (PostgreSQL).
+    """
+    if location is None:
+        location = os.environ.get("CLAPBOARD_STORE") or None
+    lock_timeout = options.pop("lock_timeout", None)
+    if is_postgres_url(location):
+        try:
+            from clapboard.backends.postgres import PostgresBackend
+        except ImportError as e:
+            raise ClapboardError(
+                f"the PostgreSQL backend needs psycopg 3 ({e})",
+                hint="pip install 'clapboard[postgres]'",
+            ) from None
+        assert isinstance(location, str)
+        return Store(PostgresBackend(location, **options), lock_timeout=lock_timeout)
+    from clapboard.backends.filesystem import FilesystemBackend
+
+    allow = bool(options.pop("allow_network_fs", False))
+    if options:
+        raise TypeError(f"unknown open_store options: {sorted(options)}")
+    return Store(FilesystemBackend(store_root(location), allow_network_fs=allow),
+                 lock_timeout=lock_timeout)

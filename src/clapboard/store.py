@@ -1,0 +1,497 @@
+"""The Store: every operation of SPEC §5.1, written once over any backend.
+
+Writer semantics live here and nowhere else. A backend only offers a locked batch
+transaction (``backends/base.py``), so the filesystem and PostgreSQL stores share the
+structure guard, the runner overlay, versions, picture lock, journal and recovery.
+
+Concurrency rules, in one place:
+
+* every mutation runs inside ``backend.batch(...)`` — the per-batch exclusive lock;
+* a write names the version it was based on (``expected_version`` /
+  ``expected_active``) and is refused with :class:`SceneVersionConflictError` when the
+  active pointer has moved;
+* the status writer applies the caller's closure to a *fresh* load under the lock,
+  so concurrent writers merge instead of clobbering (no lost update);
+* every successful mutation appends one journal record, last (body → manifest →
+  journal), and a failure anywhere before the commit undoes the block's writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from clapboard import versions as _versions
+from clapboard.backends.base import Backend, BatchTx, Doc, Report
+from clapboard.changes import changed_paths
+from clapboard.errors import (
+    SceneIdentityMismatchError,
+    SceneNotFoundError,
+    SceneStructureImmutableError,
+    SceneVersionConflictError,
+    ValidationError,
+)
+from clapboard.manifest import active_of, artifact_for
+from clapboard.fingerprint import (
+    runner_overlay,
+    structural_mutations,
+    structure_key,
+)
+from clapboard.models import Scene
+from clapboard.paths import (
+    episode_token,
+    flat_name,
+    resolve_actor,
+    validate_id,
+    validate_project,
+)
+from clapboard.plan import plan_scenes, restamp_max_takes
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+Mutate = Callable[[Scene], object]
+PostWrite = Callable[[Scene], object]
+
+
+def utc_now() -> str:
+    """An ISO-8601 UTC timestamp, millisecond precision."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def default_lock_timeout() -> float:
+    env = os.environ.get("CLAPBOARD_LOCK_TIMEOUT")
+    if env:
+        try:
+            value = float(env)
+        except ValueError:
+            raise ValidationError(
+                "CLAPBOARD_LOCK_TIMEOUT", f"must be a number of seconds, got {env!r}"
+            ) from None
+        if value < 0:
+            raise ValidationError("CLAPBOARD_LOCK_TIMEOUT", f"must be >= 0, got {env!r}")
+        return value
+    return DEFAULT_LOCK_TIMEOUT
+
+
+def _fresh_copy(doc: Doc) -> Doc:
+    """An independent deep copy of a JSON document (orjson round trip: faster than deepcopy)."""
+    try:
+        result: Doc = orjson.loads(orjson.dumps(doc))
+        return result
+    except (orjson.JSONEncodeError, TypeError):
+        import copy
+
+        return copy.deepcopy(doc)
+
+
+class Store:
+    """The backend-neutral store. Open one with :func:`clapboard.open_store`."""
+
+    def __init__(self, backend: Backend, *, lock_timeout: float | None = None) -> None:
+        self.backend = backend
+        self.lock_timeout = default_lock_timeout() if lock_timeout is None else lock_timeout
+
+    def __repr__(self) -> str:
+        return f"Store({self.backend.location!r})"
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- names ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _names(project: str, episode: object, batch_id: str | None = None) -> tuple[str, str]:
+        validate_project(project)
+        ep = episode_token(episode)
+        if batch_id is not None:
+            validate_id(batch_id, "batch_id")
+        return project, ep
+
+    @contextmanager
+    def transaction(self, project: str, episode: object, batch_id: str,
+                    op: str = "") -> Iterator[BatchTx]:
+        """Hold one batch exclusively (advanced use; every writer goes through this)."""
+        _, ep = self._names(project, episode, batch_id)
+        with self.backend.batch(project, ep, batch_id, timeout=self.lock_timeout, op=op) as tx:
+            yield tx
+
+    def _journal(self, tx: BatchTx, op: str, version: int | None, actor: str,
+                 detail: Doc) -> Doc:
+        return tx.append_journal({"at": utc_now(), "actor": actor, "op": op,
+                                  "version": version, "detail": detail})
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def list_projects(self) -> list[str]:
+        return self.backend.list_projects()
+
+    def list_episodes(self, project: str) -> list[str]:
+        validate_project(project)
+        return self.backend.list_episodes(project)
+
+    def list_batches(self, project: str, episode: object) -> list[str]:
+        """Batch ids with a flat body or a manifest, sorted (sidecars never listed)."""
+        _, ep = self._names(project, episode)
+        return self.backend.list_batches(project, ep)
+
+    def manifest(self, project: str, episode: object, batch_id: str) -> Doc | None:
+        """The validated manifest, or None for an un-versioned (flat) batch."""
+        _, ep = self._names(project, episode, batch_id)
+        return self.backend.read_manifest(project, ep, batch_id)
+
+    def _body_scene(self, doc: Doc | None, batch_id: str, version: int, where: str) -> Scene:
+        if doc is None:
+            raise SceneNotFoundError(
+                f"no scene body for batch {batch_id} v{version} ({where})",
+                hint="check the names with `clapboard ls`",
+            )
+        if doc.get("scene_id") != batch_id:
+            raise SceneIdentityMismatchError(batch_id, doc.get("scene_id"), what="scene body")
+        try:
+            return Scene.from_dict(doc)
+        except ValidationError as e:
+            raise ValidationError(e.field, f"{e.problem} (batch {batch_id} v{version})") from None
+
+    def load_active_with_version(self, project: str, episode: object,
+                                 batch_id: str) -> tuple[Scene, int]:
+        """The active body and the version it came from, from one manifest read."""
+        _, ep = self._names(project, episode, batch_id)
+        manifest = self.backend.read_manifest(project, ep, batch_id)
+        version = active_of(manifest)
+        doc = self.backend.read_body(project, ep, batch_id, version, manifest)
+        if doc is None and manifest is None:
+            raise SceneNotFoundError(
+                f"no scene for batch {batch_id} ({ep} of project {project}): no manifest and "
+                "no flat body", hint="check the names with `clapboard ls`",
+            )
+        return self._body_scene(doc, batch_id, version, "active"), version
+
+    def load_active(self, project: str, episode: object, batch_id: str) -> Scene:
+        return self.load_active_with_version(project, episode, batch_id)[0]
+
+    def load_version(self, project: str, episode: object, batch_id: str,
+                     version: int) -> Scene:
+        """Any registered version's body."""
+        _, ep = self._names(project, episode, batch_id)
+        manifest = self.backend.read_manifest(project, ep, batch_id)
+        doc = self.backend.read_body(project, ep, batch_id, version, manifest)
+        return self._body_scene(doc, batch_id, version, f"version {version}")
+
+    def load_raw(self, project: str, episode: object, batch_id: str,
+                 version: int | None = None) -> tuple[Doc, int]:
+        """A body as a plain dict (no models), and its version (default: active)."""
+        _, ep = self._names(project, episode, batch_id)
+        manifest = self.backend.read_manifest(project, ep, batch_id)
+        v = active_of(manifest) if version is None else version
+        doc = self.backend.read_body(project, ep, batch_id, v, manifest)
+        if doc is None:
+            raise SceneNotFoundError(f"no scene body for batch {batch_id} v{v}")
+        return doc, v
+
+    def history(self, project: str, episode: object, batch_id: str) -> list[Doc]:
+        """The batch's journal: one record per successful mutation, in seq order."""
+        _, ep = self._names(project, episode, batch_id)
+        return self.backend.read_journal(project, ep, batch_id)
+
+    # -- Writer 2: the status writer -----------------------------------------------------
+
+    def save_active_scene_status(
+        self,
+        project: str,
+        episode: object,
+        batch_id: str,
+        *,
+        expected_version: int | None,
+        mutate: Mutate,
+        post_write: PostWrite | None = None,
+        actor: str | None = None,
+        op: str = "status",
+    ) -> Scene:
+        """Apply ``mutate`` to a fresh load of the active body under the batch lock.
+
+        Refuses (writing nothing) when the active version is no longer
+        ``expected_version`` or when the closure changed the structure. A cold start
+        (no body, no manifest) materialises ``Scene(scene_id=batch_id)`` first.
+        ``post_write`` runs after the body write, still under the lock; if it raises,
+        the previous bytes are restored before the exception escapes. A closure that
+        changes nothing writes nothing. ``expected_version=None`` means "whatever is
+        active under the lock" (for operations that need no load first).
+        Returns the scene as written.
+        """
+        who = resolve_actor(actor)
+        with self.transaction(project, episode, batch_id, op) as tx:
+            manifest = tx.read_manifest()
+            current = active_of(manifest)
+            version = current if expected_version is None else expected_version
+            if current != version:
+                raise SceneVersionConflictError(batch_id, version, current)
+            doc = tx.read_body(version, manifest)
+            artifact = artifact_for(manifest, tx.episode, batch_id, version)
+            if doc is None:
+                if manifest is not None:
+                    raise SceneNotFoundError(
+                        f"registered body {artifact} of batch {batch_id} v{version} is missing",
+                        hint="restore it from a backup or conform to another version",
+                    )
+                scene = Scene(scene_id=batch_id)
+                mutate(scene)
+                scene.validate()
+                new = scene.to_dict()
+                tx.write_body(version, new, artifact)
+                if post_write is not None:
+                    post_write(scene)
+                self._journal(tx, "create", version, who,
+                              {"changes": changed_paths({}, new), "via": op})
+                return scene
+            scene = self._body_scene(_fresh_copy(doc), batch_id, version, "active")
+            before = structure_key(scene)
+            mutate(scene)
+            scene.validate()
+            if structure_key(scene) != before:
+                raise SceneStructureImmutableError(
+                    batch_id, version, structural_mutations(doc, scene.to_dict())
+                )
+            new = scene.to_dict()
+            changes = changed_paths(doc, new)
+            if changes:
+                tx.write_body(version, new, artifact)
+            if post_write is not None:
+                post_write(scene)
+            if changes:
+                self._journal(tx, op, version, who, {"changes": changes})
+            return scene
+
+    # -- Writer 1: the runner overlay ----------------------------------------------------
+
+    def save_active_scene(
+        self,
+        project: str,
+        episode: object,
+        batch_id: str,
+        scene: Scene,
+        *,
+        expected_version: int,
+        actor: str | None = None,
+    ) -> None:
+        """Persist runner-owned status (takes, primary take, phantom recoveries,
+        ``inputs_fingerprint``, ``reroll_cleared_stale``) onto the active body.
+
+        Structure on disk is kept; a runner scene whose structure differs
+        (``structural_mutations``) is refused. Structural keys absent on disk are
+        enriched only on un-versioned batches. A flat cold start writes the runner's
+        whole scene as the implicit v1.
+        """
+        who = resolve_actor(actor)
+        scene.validate()
+        runner = scene.to_dict()
+        with self.transaction(project, episode, batch_id, "runner") as tx:
+            manifest = tx.read_manifest()
+            current = active_of(manifest)
+            if current != expected_version:
+                raise SceneVersionConflictError(batch_id, expected_version, current)
+            doc = tx.read_body(current, manifest)
+            artifact = artifact_for(manifest, tx.episode, batch_id, current)
+            if doc is None:
+                if manifest is not None:
+                    raise SceneNotFoundError(
+                        f"registered body {artifact} of batch {batch_id} v{current} is missing"
+                    )
+                if scene.scene_id != batch_id:
+                    raise SceneIdentityMismatchError(batch_id, scene.scene_id, what="runner scene")
+                tx.write_body(current, runner, artifact)
+                self._journal(tx, "create", current, who,
+                              {"changes": changed_paths({}, runner), "via": "runner"})
+                return
+            if doc.get("scene_id") != batch_id:
+                raise SceneIdentityMismatchError(batch_id, doc.get("scene_id"), what="scene body")
+            mutations = structural_mutations(doc, runner)
+            if mutations:
+                raise SceneStructureImmutableError(batch_id, current, mutations)
+            merged = runner_overlay(doc, runner, allow_structural_enrichment=manifest is None)
+            Scene.from_dict(_fresh_copy(merged))  # validate the merge before writing it
+            changes = changed_paths(doc, merged)
+            if not changes:
+                return
+            tx.write_body(current, merged, artifact)
+            self._journal(tx, "runner", current, who, {"changes": changes})
+
+    # -- plans ---------------------------------------------------------------------------
+
+    def init_scenes_from_plan(
+        self,
+        project: str,
+        episode: object,
+        plan: Doc,
+        max_takes: int = 3,
+        *,
+        persist: bool = True,
+        actor: str | None = None,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> list[Scene]:
+        """Idempotent create of one scene per plan sequence; re-stamp ``max_takes`` on
+        scenes that exist (on their active body, through the status writer).
+        ``persist=False`` writes nothing. Returns the scenes as they stand after."""
+        _, ep = self._names(project, episode)
+        fresh = plan_scenes(project, ep, plan, max_takes)
+        existing = set(self.backend.list_batches(project, ep))
+        who = resolve_actor(actor)
+        result: list[Scene] = []
+        for n, scene in enumerate(fresh, 1):
+            sid = scene.scene_id
+            if sid in existing:
+                result.append(self._restamp(project, ep, sid, max_takes, persist, who))
+            elif not persist:
+                result.append(scene)
+            else:
+                result.append(self._create_or_restamp(project, ep, scene, max_takes, who))
+            if progress is not None:
+                progress(n, len(fresh))
+        return result
+
+    def _restamp(self, project: str, ep: str, sid: str, max_takes: int, persist: bool,
+                 who: str) -> Scene:
+        if not persist:
+            scene = self.load_active(project, ep, sid)
+            restamp_max_takes(scene, max_takes)
+            return scene
+        return self.save_active_scene_status(
+            project, ep, sid, expected_version=None,
+            mutate=lambda s: restamp_max_takes(s, max_takes), actor=who, op="restamp",
+        )
+
+    def _create_or_restamp(self, project: str, ep: str, scene: Scene, max_takes: int,
+                           who: str) -> Scene:
+        sid = scene.scene_id
+        with self.transaction(project, ep, sid, "init") as tx:
+            manifest = tx.read_manifest()
+            if manifest is None and tx.read_body(1, None) is None:
+                doc = scene.to_dict()
+                tx.write_body(1, doc, flat_name(ep, sid))
+                self._journal(tx, "init", 1, who, {"beats": len(scene.beats),
+                                                   "max_takes": max_takes})
+                return scene
+        # Created by someone else between the listing and the lock: re-stamp instead.
+        return self._restamp(project, ep, sid, max_takes, True, who)
+
+    # -- versions, lock, recovery (services in versions.py / recovery.py) ----------------
+
+    def write_scene_candidate(self, project: str, episode: object, requested_batch_id: str,
+                              scene: Scene, *, note: str | None = None, activate: bool = False,
+                              actor: str | None = None) -> int:
+        """Register ``scene`` as a new immutable version (or return the equal one)."""
+        return _versions.write_candidate(self, project, episode, requested_batch_id, scene,
+                                         note=note, activate=activate, actor=actor)
+
+    def conform(self, project: str, episode: object, batch_id: str, version: int, *,
+                expected_active: int | None = None, reason: str | None = None,
+                actor: str | None = None) -> int:
+        """Move the active pointer to ``version``; returns it."""
+        return _versions.move_pointer(self, project, episode, batch_id, version,
+                                      expected_active=expected_active, reason=reason,
+                                      actor=actor, op="conform")
+
+    def revert(self, project: str, episode: object, batch_id: str, *,
+               expected_active: int | None = None, reason: str | None = None,
+               actor: str | None = None) -> int:
+        """Move the pointer back to where the last move came from; returns it."""
+        return _versions.move_pointer(self, project, episode, batch_id, None,
+                                      expected_active=expected_active, reason=reason,
+                                      actor=actor, op="revert")
+
+    def versions(self, project: str, episode: object, batch_id: str) -> list[Doc]:
+        return _versions.list_versions(self, project, episode, batch_id)
+
+    def diff(self, project: str, episode: object, batch_id: str, a: int, b: int) -> Doc:
+        return _versions.diff_versions(self, project, episode, batch_id, a, b)
+
+    def preview(self, project: str, episode: object, batch_id: str,
+                version: int | None = None) -> Doc:
+        """The diff a conform to ``version`` (None: a revert) would make, without moving."""
+        return _versions.preview_move(self, project, episode, batch_id, version)
+
+    def lock_scene(self, project: str, episode: object, batch_id: str, reason: str, *,
+                   actor: str | None = None) -> Scene:
+        return _versions.set_lock(self, project, episode, batch_id, True, reason, actor)
+
+    def unlock_scene(self, project: str, episode: object, batch_id: str, *,
+                     actor: str | None = None) -> Scene:
+        return _versions.set_lock(self, project, episode, batch_id, False, None, actor)
+
+    def recover_stale_takes(self, project: str, episode: object, *,
+                            older_than_s: float = 300, now: datetime | str | None = None,
+                            actor: str | None = None) -> list[tuple[str, str, str]]:
+        from clapboard.recovery import recover_stale_takes
+
+        return recover_stale_takes(self, project, episode, older_than_s=older_than_s, now=now,
+                                   actor=actor)
+
+    # -- operator actions (CLI, web UI, OTIO import share these) ------------------------
+
+    def set_primary_take(self, project: str, episode: object, batch_id: str, beat_id: str,
+                         take_id: str | None, *, expected_version: int | None = None,
+                         actor: str | None = None) -> Scene:
+        def mutate(scene: Scene) -> None:
+            beat = _beat_or_error(scene, beat_id)
+            if take_id is not None and take_id not in {t.take_id for t in beat.takes}:
+                raise ValidationError("take_id", f"beat {beat_id} has no take {take_id!r}")
+            beat.primary_take_id = take_id
+
+        return self.save_active_scene_status(project, episode, batch_id,
+                                             expected_version=expected_version, mutate=mutate,
+                                             actor=actor, op="primary")
+
+    def decide_board(self, project: str, episode: object, batch_id: str, beat_id: str,
+                     status: str, *, note: str | None = None,
+                     expected_version: int | None = None, actor: str | None = None) -> Scene:
+        """Approve / reject (or reset) a beat's board, recording who and when."""
+        from clapboard.models import BOARD_STATUSES, Board
+
+        if status not in BOARD_STATUSES:
+            raise ValidationError("status", f"unknown board status {status!r}")
+        who = resolve_actor(actor)
+
+        def mutate(scene: Scene) -> None:
+            beat = _beat_or_error(scene, beat_id)
+            if beat.board is None:
+                beat.board = Board()
+            beat.board.status = status
+            beat.board.note = note
+            beat.board.decided_by = who
+            beat.board.decided_at = utc_now()
+
+        return self.save_active_scene_status(project, episode, batch_id,
+                                             expected_version=expected_version, mutate=mutate,
+                                             actor=who, op="board")
+
+    # -- whole-store -----------------------------------------------------------------------
+
+    def fsck(self, project: str | None = None, *, repair: bool = False) -> Report:
+        """Check every file / row; ``repair`` fixes only what is safe (see SPEC §5.1)."""
+        if project is not None:
+            validate_project(project)
+        return self.backend.fsck(project, repair=repair)
+
+    def migrate(self, project: str | None = None) -> list[str]:
+        """Rewrite documents of older schema versions in the current one."""
+        if project is not None:
+            validate_project(project)
+        return self.backend.migrate(project)
+
+
+def _beat_or_error(scene: Scene, beat_id: str) -> Any:
+    try:
+        return scene.beat(beat_id)
+    except KeyError:
+        raise ValidationError("beat_id", f"scene {scene.scene_id} has no beat {beat_id!r}") \
+            from None
