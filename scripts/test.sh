@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh Debian machine and run the whole test suite.
+# This is the README's test command; .ci/run calls it. Extra arguments go to pytest.
+#   CLAPBOARD_SOAK=SECONDS  also run the long stress modes for that long
+set -euo pipefail
+cd "$(dirname "$0")/.."
+here=$(pwd)
+
+# -- system packages: PostgreSQL server, Chromium, strace, libfiu --------------------------
+need=()
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v strace >/dev/null 2>&1 || need+=(strace)
+command -v fiu-run >/dev/null 2>&1 || need+=(fiu-utils)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== apt-get install ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# -- Python environment ------------------------------------------------------------------
+py=$(command -v python3.11 || command -v python3)
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+# -- PostgreSQL: a throwaway cluster on a loopback port ------------------------------------
+# shellcheck source=scripts/pg.sh
+source scripts/pg.sh
+pg_start
+trap pg_stop EXIT
+
+# -- lint and types ----------------------------------------------------------------------
+echo "== ruff"; .venv/bin/ruff check src tests bench
+echo "== mypy --strict"; .venv/bin/mypy
+
+# -- tests -------------------------------------------------------------------------------
+echo "== pytest"
+args=(-q -p no:cacheprovider)
+if [ -n "${CLAPBOARD_SOAK:-}" ]; then args+=(--soak "$CLAPBOARD_SOAK"); fi
+.venv/bin/python -m pytest "${args[@]}" "$@"
