@@ -4,7 +4,7 @@
     ├── ValidationError            (ValueError)   a model field or an input is invalid
     │   └── InvalidNameError                      a project / episode / id is not allowed
     ├── UnsafePathError            (ValueError)   an artifact or path would leave the store
-    ├── CorruptFileError           (ValueError)   a published file cannot be parsed or has wrong types
+    ├── CorruptFileError           (ValueError)   a published file is unparseable or ill-typed
     │   └── CorruptJournalError                   damage inside a journal, before valid records
     ├── SchemaVersionError         (KeyError)     missing or unknown schema_version
     ├── SceneNotFoundError         (FileNotFoundError)
@@ -166,7 +166,9 @@ class SceneStructureImmutableError(ConflictError):
 class SceneLockedError(ConflictError):
     """The scene is picture-locked; pointer moves are refused until it is unlocked."""
 
-    def __init__(self, scene_id: str, lock_reason: str | None, locked_by: str | None = None) -> None:
+    def __init__(
+        self, scene_id: str, lock_reason: str | None, locked_by: str | None = None
+    ) -> None:
         self.scene_id = scene_id
         self.batch_id = scene_id
         self.lock_reason = lock_reason

@@ -36,12 +36,12 @@ from clapboard.errors import (
     SceneVersionConflictError,
     ValidationError,
 )
-from clapboard.manifest import active_of, artifact_for
 from clapboard.fingerprint import (
     runner_overlay,
     structural_mutations,
     structure_key,
 )
+from clapboard.manifest import active_of, artifact_for
 from clapboard.models import Scene
 from clapboard.paths import (
     episode_token,

@@ -18,7 +18,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from clapboard import codec
 from clapboard.backends.base import Backend, BatchTx, Doc, Report
@@ -28,16 +27,14 @@ from clapboard.errors import (
     SceneIdentityMismatchError,
     StoreReadOnlyError,
     UnsupportedFilesystemError,
-    VersionNotFoundError,
 )
 from clapboard.io import journal as jr
 from clapboard.io.atomic import atomic_write_bytes, durable_unlink
-from clapboard.manifest import artifact_for
 from clapboard.io.fsinfo import filesystem_type, is_network_fs
 from clapboard.io.lock import FileLock
+from clapboard.manifest import artifact_for
 from clapboard.paths import (
     ProjectPaths,
-    flat_name,
     journal_name,
     lock_name,
     manifest_name,

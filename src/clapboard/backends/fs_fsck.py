@@ -27,7 +27,6 @@ from clapboard.paths import (
     TEMP_MARKER,
     flat_name,
     lock_name,
-
     parse_scene_file,
     safe_basename,
 )
@@ -132,8 +131,8 @@ def _temp(backend: FilesystemBackend, path: Path, report: Report, repair: bool) 
             else:
                 durable_unlink(path)
             p.repaired = True
-        except (LockTimeoutError, OSError) as e:
-            p.message += f" (not removed: {e})"
+        except (LockTimeoutError, OSError) as err:
+            p.message += f" (not removed: {err})"
     report.problems.append(p)
 
 
@@ -173,9 +172,12 @@ def _check_manifest(path: Path, ep: str, batch_id: str, problems: list[Problem])
         problems.append(Problem(str(path), "active-version",
                                 f"active_version {manifest.get('active_version')!r} is not "
                                 "registered"))
-    for e in versions:
+    for ent in versions:
+        if not isinstance(ent, dict):
+            problems.append(Problem(str(path), "invalid-manifest", f"version entry {ent!r}"))
+            continue
         try:
-            artifact = safe_basename(e.get("artifact"), context=f"v{e.get('version')}")
+            artifact = safe_basename(ent.get("artifact"), context=f"v{ent.get('version')}")
         except ClapboardError as err:
             problems.append(Problem(str(path), "unsafe-artifact", str(err)))
             continue
@@ -185,14 +187,14 @@ def _check_manifest(path: Path, ep: str, batch_id: str, problems: list[Problem])
             doc = codec.decode_scene(body.read_bytes(), body)
         except FileNotFoundError:
             problems.append(Problem(str(path), "missing-body",
-                                    f"v{e.get('version')} names {artifact}, which does not exist"))
+                                    f"v{ent.get('version')} names {artifact}, which does not exist"))
             continue
         except ClapboardError:
             continue  # reported when the body itself is checked
-        recorded = e.get("fingerprint")
+        recorded = ent.get("fingerprint")
         if recorded and raw_fingerprint(doc) != recorded:
             problems.append(Problem(str(body), "fingerprint",
-                                    f"structure of v{e.get('version')} no longer matches the "
+                                    f"structure of v{ent.get('version')} no longer matches the "
                                     "fingerprint its manifest recorded"))
     return named
 
