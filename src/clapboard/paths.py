@@ -23,16 +23,16 @@ from clapboard.errors import InvalidNameError, UnsafePathError
 DEFAULT_ROOT = "./clapboard-data"
 
 _PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_EPISODE_RE = re.compile(r"ep_(\d{3,})")
+_EPISODE_RE = re.compile(r"ep_([0-9]{3,})")
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 # Sidecar suffixes that share the scenes folder with flat bodies.
 MANIFEST_SUFFIX = ".versions.json"
 LOCK_SUFFIX = ".versions.lock"
 JOURNAL_SUFFIX = ".journal.jsonl"
-_VERSION_BODY_RE = re.compile(r"\.v(\d+)\.json$")
+_VERSION_BODY_RE = re.compile(r"\.v([0-9]+)\.json$")
 # ep_NNN_<batch>[.vNNN|.versions].json — group 1 episode, 2 batch, 3 the rest.
-_SCENE_FILE_RE = re.compile(r"^(ep_\d{3,})_([A-Za-z0-9][A-Za-z0-9_-]{0,127})(\..+)$")
+_SCENE_FILE_RE = re.compile(r"^(ep_[0-9]{3,})_([A-Za-z0-9][A-Za-z0-9_-]{0,127})(\..+)$")
 
 
 def episode_token(episode: object) -> str:

@@ -1,0 +1,106 @@
+"""Models: round trip, unknown keys kept, validation names the field path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clapboard import Beat, Board, Scene, Take, ValidationError, codec
+
+
+def sample_scene() -> Scene:
+    return Scene(
+        scene_id="SEQ_010",
+        beats=[
+            Beat(beat_id="B1", max_takes=4, beat_metadata={"plan_shot": {"d": "wide, dusk"}},
+                 takes=[Take(take_id="t1", status="succeeded", outputs=["/r/t1.mp4"]),
+                        Take(take_id="t2", status="running", started_at="2026-01-01T00:00:00+00:00")],
+                 primary_take_id="t1", board=Board(status="approved", frames=["f.png"])),
+            Beat(beat_id="B2"),
+        ],
+        scene_metadata={"episode": "ep_001"},
+    )
+
+
+def test_round_trip_equal() -> None:
+    s = sample_scene()
+    assert Scene.from_dict(s.to_dict()) == s
+
+
+def test_unknown_keys_survive_at_every_level() -> None:
+    d = sample_scene().to_dict()
+    d["future_scene_field"] = {"x": 1}
+    d["beats"][0]["future_beat_field"] = [1, 2]
+    d["beats"][0]["takes"][0]["future_take_field"] = "é"
+    d["beats"][0]["board"]["future_board_field"] = True
+    again = Scene.from_dict(d).to_dict()
+    assert again == d
+
+
+def test_path_written_as_string() -> None:
+    s = sample_scene()
+    s.beats[0].takes[0].outputs.append(Path("/renders/x.mp4"))
+    s.scene_metadata["start_frame"] = Path("/frames/0001.png")
+    body = codec.encode_scene(s.to_dict())
+    assert b'"/renders/x.mp4"' in body and b'"/frames/0001.png"' in body
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d["beats"][0]["takes"][1].__setitem__("status", "exploded"),
+         "beats[0].takes[1].status"),
+        (lambda d: d["beats"][0].__setitem__("max_takes", "three"), "beats[0].max_takes"),
+        (lambda d: d["beats"][1].__setitem__("beat_id", "B1"), "beats[1].beat_id"),
+        (lambda d: d["beats"][0]["takes"][1].__setitem__("take_id", "t1"),
+         "beats[0].takes[1].take_id"),
+        (lambda d: d["beats"][0].__setitem__("primary_take_id", "nope"),
+         "beats[0].primary_take_id"),
+        (lambda d: d["beats"][0]["board"].__setitem__("status", "maybe"), "beats[0].board.status"),
+        (lambda d: d.__setitem__("locked", "yes"), "locked"),
+        (lambda d: d["beats"][0]["takes"][0].__setitem__("created_at", "yesterday"),
+         "beats[0].takes[0].created_at"),
+        (lambda d: d.__setitem__("beats", {}), "beats"),
+    ],
+)
+def test_validation_names_field(mutate, field: str) -> None:  # type: ignore[no-untyped-def]
+    d = sample_scene().to_dict()
+    mutate(d)
+    with pytest.raises(ValidationError) as ei:
+        Scene.from_dict(d)
+    assert ei.value.field == field
+    assert isinstance(ei.value, ValueError)
+
+
+def test_constructor_validates() -> None:
+    with pytest.raises(ValidationError, match="status"):
+        Take(take_id="t", status="nope")
+    with pytest.raises(ValidationError, match="take_id"):
+        Take(take_id="")
+    with pytest.raises(ValidationError, match="primary_take_id"):
+        Beat(beat_id="b", primary_take_id="missing")
+    with pytest.raises(ValidationError, match="duplicate beat"):
+        Scene(scene_id="S", beats=[Beat(beat_id="b"), Beat(beat_id="b")])
+
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**53, 2**53),
+                         st.text(max_size=8))
+json_values = st.recursive(json_scalars, lambda c: st.one_of(
+    st.lists(c, max_size=3), st.dictionaries(st.text(max_size=5), c, max_size=3)), max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(extra=st.dictionaries(st.text(min_size=1, max_size=6).filter(
+    lambda k: k not in Take._FIELDS and k != "extra"), json_values, max_size=3),
+    meta=st.dictionaries(st.text(max_size=6), json_values, max_size=3),
+    status=st.sampled_from(sorted(["pending", "running", "succeeded", "failed", "stale",
+                                   "cancelled"])))
+def test_take_round_trip_property(extra: dict, meta: dict, status: str) -> None:  # type: ignore[type-arg]
+    d = Take(take_id="t", status=status, metadata=meta).to_dict()
+    d.update(extra)
+    t = Take.from_dict(d)
+    assert t.to_dict() == d
+    assert Take.from_dict(t.to_dict()) == t

@@ -1,0 +1,81 @@
+"""Names: episode tokens, project and id rules, artifacts, actor."""
+
+from __future__ import annotations
+
+import pytest
+
+from clapboard import InvalidNameError, UnsafePathError
+from clapboard.paths import (
+    ProjectPaths,
+    episode_token,
+    parse_scene_file,
+    resolve_actor,
+    safe_basename,
+    validate_id,
+    validate_project,
+)
+
+
+@pytest.mark.parametrize(("given", "token"), [
+    (0, "ep_000"), (7, "ep_007"), (1234, "ep_1234"), ("7", "ep_007"), ("ep_007", "ep_007"),
+    (" ep_012 ", "ep_012"), ("0012", "ep_012"),
+])
+def test_episode_token(given: object, token: str) -> None:
+    assert episode_token(given) == token
+
+
+@pytest.mark.parametrize("bad", [True, False, -1, "-1", "ep_7", "ep_01", "seven", "", None, 1.0,
+                                 "ep_001/..", "٣"])
+def test_episode_token_rejects(bad: object) -> None:
+    with pytest.raises(ValueError):
+        episode_token(bad)
+
+
+@pytest.mark.parametrize("bad", ["", "..", "a/b", "A", "-x", ".x", "a" * 65, "a..b", "a b", None])
+def test_project_rejects(bad: object) -> None:
+    with pytest.raises(InvalidNameError):
+        validate_project(bad)
+
+
+def test_project_accepts() -> None:
+    assert validate_project("my-show_2.v1") == "my-show_2.v1"
+
+
+@pytest.mark.parametrize("bad", ["", "a.b", "a/b", "..", "_x", "x" * 129, "a\\b", "é"])
+def test_id_rejects(bad: str) -> None:
+    with pytest.raises(InvalidNameError):
+        validate_id(bad)
+
+
+@pytest.mark.parametrize("bad", ["", "../x.json", "/etc/passwd", "a/b.json", "..", "a\\b", 3])
+def test_artifact_must_be_basename(bad: object) -> None:
+    with pytest.raises(UnsafePathError):
+        safe_basename(bad)
+
+
+def test_scene_file_parsing() -> None:
+    assert parse_scene_file("ep_001_B.json").kind == "flat"  # type: ignore[union-attr]
+    assert parse_scene_file("ep_001_B.versions.json").kind == "manifest"  # type: ignore[union-attr]
+    v = parse_scene_file("ep_001_B.v1000.json")
+    assert v is not None and v.kind == "version" and v.version == 1000
+    assert parse_scene_file("ep_001_B.versions.lock").kind == "lock"  # type: ignore[union-attr]
+    assert parse_scene_file("ep_001_B.journal.jsonl").kind == "journal"  # type: ignore[union-attr]
+    assert parse_scene_file("ep_001_B.json.tmp").kind == "temp"  # type: ignore[union-attr]
+    assert parse_scene_file("notes.txt") is None
+
+
+def test_project_paths_reads_home_at_call_time(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CLAPBOARD_HOME", str(tmp_path / "a"))
+    first = ProjectPaths.for_project("p").orchestration_scenes_dir
+    monkeypatch.setenv("CLAPBOARD_HOME", str(tmp_path / "b"))
+    second = ProjectPaths.for_project("p").orchestration_scenes_dir
+    assert first == tmp_path / "a/projects/p/orchestration/scenes"
+    assert second == tmp_path / "b/projects/p/orchestration/scenes"
+
+
+def test_actor(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_actor("alice") == "alice"
+    monkeypatch.setenv("CLAPBOARD_ACTOR", "runner-7")
+    assert resolve_actor() == "runner-7"
+    monkeypatch.delenv("CLAPBOARD_ACTOR")
+    assert "@" in resolve_actor()
