@@ -31,6 +31,7 @@ from clapboard.backends.base import Backend, BatchTx, Doc, Report
 from clapboard.changes import changed_paths
 from clapboard.errors import (
     SceneIdentityMismatchError,
+    SceneLockedError,
     SceneNotFoundError,
     SceneStructureImmutableError,
     SceneVersionConflictError,
@@ -150,18 +151,25 @@ class Store:
         _, ep = self._names(project, episode, batch_id)
         return self.backend.read_manifest(project, ep, batch_id)
 
-    def _body_scene(self, doc: Doc | None, batch_id: str, version: int, where: str) -> Scene:
+    def _body_scene(self, doc: Doc | None, project: str, ep: str, batch_id: str, version: int,
+                    manifest: Doc | None) -> Scene:
+        """Hydrate a stored body, naming where it lives in any error."""
         if doc is None:
             raise SceneNotFoundError(
-                f"no scene body for batch {batch_id} v{version} ({where})",
+                f"no scene body for batch {batch_id} v{version}",
+                path=self.backend.locate(project, ep, batch_id, version, manifest),
                 hint="check the names with `clapboard ls`",
             )
         if doc.get("scene_id") != batch_id:
-            raise SceneIdentityMismatchError(batch_id, doc.get("scene_id"), what="scene body")
+            raise SceneIdentityMismatchError(
+                batch_id, doc.get("scene_id"), what="scene body",
+                path=self.backend.locate(project, ep, batch_id, version, manifest))
         try:
             return Scene.from_dict(doc)
         except ValidationError as e:
-            raise ValidationError(e.field, f"{e.problem} (batch {batch_id} v{version})") from None
+            raise ValidationError(
+                e.field, f"{e.problem} (batch {batch_id} v{version})",
+                path=self.backend.locate(project, ep, batch_id, version, manifest)) from None
 
     def load_active_with_version(self, project: str, episode: object,
                                  batch_id: str) -> tuple[Scene, int]:
@@ -175,7 +183,7 @@ class Store:
                 f"no scene for batch {batch_id} ({ep} of project {project}): no manifest and "
                 "no flat body", hint="check the names with `clapboard ls`",
             )
-        return self._body_scene(doc, batch_id, version, "active"), version
+        return self._body_scene(doc, project, ep, batch_id, version, manifest), version
 
     def load_active(self, project: str, episode: object, batch_id: str) -> Scene:
         return self.load_active_with_version(project, episode, batch_id)[0]
@@ -186,7 +194,7 @@ class Store:
         _, ep = self._names(project, episode, batch_id)
         manifest = self.backend.read_manifest(project, ep, batch_id)
         doc = self.backend.read_body(project, ep, batch_id, version, manifest)
-        return self._body_scene(doc, batch_id, version, f"version {version}")
+        return self._body_scene(doc, project, ep, batch_id, version, manifest)
 
     def load_raw(self, project: str, episode: object, batch_id: str,
                  version: int | None = None) -> tuple[Doc, int]:
@@ -254,7 +262,8 @@ class Store:
                 self._journal(tx, "create", version, who,
                               {"changes": changed_paths({}, new), "via": op})
                 return scene
-            scene = self._body_scene(_fresh_copy(doc), batch_id, version, "active")
+            scene = self._body_scene(_fresh_copy(doc), project, tx.episode, batch_id, version,
+                                     manifest)
             before = structure_key(scene)
             mutate(scene)
             scene.validate()
@@ -421,12 +430,15 @@ class Store:
         return _versions.preview_move(self, project, episode, batch_id, version)
 
     def lock_scene(self, project: str, episode: object, batch_id: str, reason: str, *,
-                   actor: str | None = None) -> Scene:
-        return _versions.set_lock(self, project, episode, batch_id, True, reason, actor)
+                   expected_version: int | None = None, actor: str | None = None) -> Scene:
+        """Picture lock; ``expected_version`` refuses it when the active version moved."""
+        return _versions.set_lock(self, project, episode, batch_id, True, reason, actor,
+                                  expected_version=expected_version)
 
     def unlock_scene(self, project: str, episode: object, batch_id: str, *,
-                     actor: str | None = None) -> Scene:
-        return _versions.set_lock(self, project, episode, batch_id, False, None, actor)
+                     expected_version: int | None = None, actor: str | None = None) -> Scene:
+        return _versions.set_lock(self, project, episode, batch_id, False, None, actor,
+                                  expected_version=expected_version)
 
     def recover_stale_takes(self, project: str, episode: object, *,
                             older_than_s: float = 300, now: datetime | str | None = None,
@@ -440,8 +452,14 @@ class Store:
 
     def set_primary_take(self, project: str, episode: object, batch_id: str, beat_id: str,
                          take_id: str | None, *, expected_version: int | None = None,
-                         actor: str | None = None) -> Scene:
+                         refuse_locked: bool = False, actor: str | None = None) -> Scene:
+        """Pick a beat's primary take. ``refuse_locked`` (the web UI, the CLI) raises
+        :class:`SceneLockedError` on a picture-locked scene; runners keep the seed's rule
+        that a lock is inert for status writes. The check runs on the fresh load under
+        the batch lock, so it cannot race an operator locking the scene."""
         def mutate(scene: Scene) -> None:
+            if refuse_locked:
+                _refuse_if_locked(scene)
             beat = _beat_or_error(scene, beat_id)
             if take_id is not None and take_id not in {t.take_id for t in beat.takes}:
                 raise ValidationError("take_id", f"beat {beat_id} has no take {take_id!r}")
@@ -453,8 +471,10 @@ class Store:
 
     def decide_board(self, project: str, episode: object, batch_id: str, beat_id: str,
                      status: str, *, note: str | None = None,
-                     expected_version: int | None = None, actor: str | None = None) -> Scene:
-        """Approve / reject (or reset) a beat's board, recording who and when."""
+                     expected_version: int | None = None, refuse_locked: bool = False,
+                     actor: str | None = None) -> Scene:
+        """Approve / reject (or reset) a beat's board, recording who and when.
+        ``refuse_locked`` as in :meth:`set_primary_take`."""
         from clapboard.models import BOARD_STATUSES, Board
 
         if status not in BOARD_STATUSES:
@@ -462,6 +482,8 @@ class Store:
         who = resolve_actor(actor)
 
         def mutate(scene: Scene) -> None:
+            if refuse_locked:
+                _refuse_if_locked(scene)
             beat = _beat_or_error(scene, beat_id)
             if beat.board is None:
                 beat.board = Board()
@@ -495,3 +517,8 @@ def _beat_or_error(scene: Scene, beat_id: str) -> Any:
     except KeyError:
         raise ValidationError("beat_id", f"scene {scene.scene_id} has no beat {beat_id!r}") \
             from None
+
+
+def _refuse_if_locked(scene: Scene) -> None:
+    if scene.locked:
+        raise SceneLockedError(scene.scene_id, scene.lock_reason, scene.locked_by)

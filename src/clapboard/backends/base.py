@@ -89,6 +89,12 @@ class BatchTx(ABC):
     def append_journal(self, record: Doc) -> Doc:
         """Append a journal record (seq/prev/crc assigned here); returns it complete."""
 
+    @abstractmethod
+    def import_journal(self, record: Doc) -> Doc:
+        """Append a complete record verbatim — its ``seq``, ``prev`` and ``crc`` as given
+        (``clapboard copy``). Refused with :class:`~clapboard.errors.CorruptJournalError`
+        unless its crc holds and it continues the batch's chain."""
+
     def artifact_exists(self, artifact: str) -> bool:
         """True if a body is stored under ``artifact`` whether registered or not (an
         orphan left by a crash). Backends without orphans answer False."""
@@ -115,6 +121,11 @@ class Backend(ABC):
         self, project: str, episode: str, batch_id: str, version: int, manifest: Doc | None
     ) -> Doc | None:
         """Unlocked read of a decoded body."""
+
+    def locate(self, project: str, episode: str, batch_id: str, version: int,
+               manifest: Doc | None) -> str:
+        """Where a body lives, for error messages (a file path, or a URL-like name)."""
+        return f"{self.location}#{project}/{episode}/{batch_id}/v{version}"
 
     @abstractmethod
     def list_projects(self) -> list[str]: ...

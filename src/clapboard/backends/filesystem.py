@@ -81,6 +81,13 @@ class FilesystemBackend(Backend):
         return self.scenes_dir(project) / safe_basename(
             artifact, context=f"batch {batch_id} v{version}")
 
+    def locate(self, project: str, episode: str, batch_id: str, version: int,
+               manifest: Doc | None) -> str:
+        try:
+            return str(self.body_path(project, episode, batch_id, version, manifest))
+        except ClapboardError:
+            return super().locate(project, episode, batch_id, version, manifest)
+
     def journal(self, project: str, episode: str, batch_id: str) -> jr.Journal:
         path = self.scenes_dir(project) / journal_name(episode, batch_id)
         key = str(path)
@@ -262,9 +269,15 @@ class FsBatchTx(BatchTx):
         self._manifest = (dict(manifest),)
 
     def append_journal(self, record: Doc) -> Doc:
+        return self._journal_write(record, verbatim=False)
+
+    def import_journal(self, record: Doc) -> Doc:
+        return self._journal_write(record, verbatim=True)
+
+    def _journal_write(self, record: Doc, *, verbatim: bool) -> Doc:
         j = self.backend.journal(self.project, self.episode, self.batch_id)
         try:
-            return j.append(record)
+            return j.append_verbatim(record) if verbatim else j.append(record)
         except OSError as e:
             # After a failed fsync the kernel may have dropped the dirty pages: never
             # retry and trust it. Refuse further writes until the store is reopened and

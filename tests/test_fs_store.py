@@ -1,0 +1,257 @@
+"""Filesystem backend specifics: layout, bytes on disk, corrupt input, schema, fsck."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import clapboard
+from clapboard import (
+    CorruptFileError,
+    Scene,
+    SceneIdentityMismatchError,
+    SchemaVersionError,
+    Store,
+    UnsafePathError,
+    UnsupportedFilesystemError,
+    codec,
+)
+from clapboard.backends.filesystem import FilesystemBackend
+from tests.test_contract import PLAN, bump, rederived
+
+P, EP = "show", 1
+
+
+def scenes_dir(store: Store) -> Path:
+    backend = store.backend
+    assert isinstance(backend, FilesystemBackend)
+    return backend.scenes_dir(P)
+
+
+@pytest.fixture
+def seeded(fs_store: Store) -> Store:
+    fs_store.init_scenes_from_plan(P, EP, PLAN)
+    return fs_store
+
+
+def snapshot(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if not p.name.endswith(".lock")}
+
+
+def test_layout_and_schema_version(seeded: Store) -> None:
+    seeded.write_scene_candidate(P, EP, "SEQ_A", rederived())
+    d = scenes_dir(seeded)
+    assert sorted(os.listdir(d)) == sorted([
+        "ep_001_SEQ_A.json", "ep_001_SEQ_A.v002.json", "ep_001_SEQ_A.versions.json",
+        "ep_001_SEQ_A.versions.lock", "ep_001_SEQ_A.journal.jsonl",
+        "ep_001_SEQ_B.json", "ep_001_SEQ_B.versions.lock", "ep_001_SEQ_B.journal.jsonl"])
+    for name in ("ep_001_SEQ_A.json", "ep_001_SEQ_A.v002.json", "ep_001_SEQ_A.versions.json"):
+        doc = json.loads((d / name).read_text())
+        assert doc["schema_version"] == 1
+    manifest = json.loads((d / "ep_001_SEQ_A.versions.json").read_text())
+    assert set(manifest) == {"schema_version", "batch_id", "active_version", "versions",
+                             "history"}
+    assert set(manifest["versions"][1]) == {"version", "artifact", "created_at", "actor",
+                                            "fingerprint", "parent_version", "note"}
+    body = (d / "ep_001_SEQ_A.json").read_bytes()
+    assert body.endswith(b"\n") and b'\n  "beats": [' in body  # indented, human-readable
+
+
+def test_candidate_leaves_flat_file_byte_identical(seeded: Store) -> None:
+    flat = scenes_dir(seeded) / "ep_001_SEQ_A.json"
+    before = flat.read_bytes()
+    seeded.write_scene_candidate(P, EP, "SEQ_A", rederived(), activate=True)
+    seeded.revert(P, EP, "SEQ_A")
+    assert flat.read_bytes() == before
+
+
+def test_identity_mismatch_writes_no_file(seeded: Store) -> None:
+    before = snapshot(scenes_dir(seeded))
+    with pytest.raises(SceneIdentityMismatchError):
+        seeded.write_scene_candidate(P, EP, "SEQ_A", rederived("SEQ_Q"))
+    assert snapshot(scenes_dir(seeded)) == before
+
+
+def corrupt_cases() -> list[tuple[str, Any, type[Exception]]]:
+    return [
+        ("truncated", lambda b: b[: len(b) // 2], CorruptFileError),
+        ("garbage", lambda b: b"\x00\xff not json", CorruptFileError),
+        ("no-schema", lambda b: json.dumps({k: v for k, v in json.loads(b).items()
+                                            if k != "schema_version"}).encode(),
+         SchemaVersionError),
+        ("future-schema", lambda b: json.dumps({**json.loads(b), "schema_version": 99}).encode(),
+         SchemaVersionError),
+        ("wrong-types", lambda b: json.dumps({**json.loads(b), "beats": "x"}).encode(),
+         ValueError),
+        ("foreign-scene", lambda b: json.dumps({**json.loads(b), "scene_id": "OTHER"}).encode(),
+         SceneIdentityMismatchError),
+    ]
+
+
+@pytest.mark.parametrize(("name", "damage", "error"), corrupt_cases())
+def test_corrupt_body_is_typed_and_left_in_place(seeded: Store, name: str, damage: Any,
+                                                 error: type[Exception]) -> None:
+    flat = scenes_dir(seeded) / "ep_001_SEQ_A.json"
+    bad = damage(flat.read_bytes())
+    flat.write_bytes(bad)
+    with pytest.raises(error) as ei:
+        seeded.load_active(P, EP, "SEQ_A")
+    assert isinstance(ei.value, clapboard.ClapboardError)
+    if name != "foreign-scene":
+        assert str(flat) in str(ei.value)
+    with pytest.raises(error):
+        seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    assert flat.read_bytes() == bad  # never "repaired" by overwriting
+    assert not seeded.fsck().clean
+
+
+def test_unparseable_json_is_also_a_value_error(seeded: Store) -> None:
+    flat = scenes_dir(seeded) / "ep_001_SEQ_A.json"
+    flat.write_bytes(b"{")
+    with pytest.raises(ValueError):
+        seeded.load_active(P, EP, "SEQ_A")
+
+
+def test_schema_error_is_a_key_error_naming_both_versions(seeded: Store) -> None:
+    flat = scenes_dir(seeded) / "ep_001_SEQ_A.json"
+    flat.write_text(json.dumps({**json.loads(flat.read_text()), "schema_version": 7}))
+    with pytest.raises(KeyError) as ei:
+        seeded.load_active(P, EP, "SEQ_A")
+    msg = str(ei.value)
+    assert "expected 1" in msg and "got 7" in msg and str(flat) in msg
+
+
+def manifest_path(store: Store) -> Path:
+    return scenes_dir(store) / "ep_001_SEQ_A.versions.json"
+
+
+def edit_manifest(store: Store, fn: Any) -> bytes:
+    path = manifest_path(store)
+    doc = json.loads(path.read_text())
+    fn(doc)
+    path.write_text(json.dumps(doc))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(("edit", "error"), [
+    (lambda m: m.__setitem__("batch_id", "SEQ_B"), SceneIdentityMismatchError),
+    (lambda m: m["versions"][1].__setitem__("artifact", "../../../etc/passwd"), UnsafePathError),
+    (lambda m: m["versions"][1].__setitem__("artifact", "/etc/passwd"), UnsafePathError),
+    (lambda m: m["versions"][1].__setitem__("artifact", "sub/x.json"), UnsafePathError),
+    (lambda m: m.__setitem__("schema_version", 0), SchemaVersionError),
+])
+def test_bad_manifest_is_typed_and_nothing_written(seeded: Store, edit: Any,
+                                                   error: type[Exception]) -> None:
+    seeded.write_scene_candidate(P, EP, "SEQ_A", rederived(), activate=True)
+    bad = edit_manifest(seeded, edit)
+    before = snapshot(scenes_dir(seeded))
+    with pytest.raises(error):
+        seeded.load_active(P, EP, "SEQ_A")
+    with pytest.raises(error):
+        seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=2, mutate=bump)
+    with pytest.raises(error):
+        seeded.conform(P, EP, "SEQ_A", 1)
+    assert snapshot(scenes_dir(seeded)) == before
+    assert manifest_path(seeded).read_bytes() == bad
+    assert isinstance(error("x") if error is UnsafePathError else None, ValueError | None)
+
+
+def test_manifest_naming_missing_body(seeded: Store) -> None:
+    seeded.write_scene_candidate(P, EP, "SEQ_A", rederived(), activate=True)
+    (scenes_dir(seeded) / "ep_001_SEQ_A.v002.json").unlink()
+    with pytest.raises(FileNotFoundError):
+        seeded.load_active(P, EP, "SEQ_A")
+    with pytest.raises(FileNotFoundError):
+        seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=2, mutate=bump)
+    kinds = {p.kind for p in seeded.fsck().problems}
+    assert "missing-body" in kinds
+
+
+def test_fsck_finds_and_repairs_only_what_is_safe(seeded: Store) -> None:
+    d = scenes_dir(seeded)
+    seeded.write_scene_candidate(P, EP, "SEQ_A", rederived())
+    (d / "ep_001_SEQ_A.json.tmp").write_text("{")  # the seed's fixed temp name
+    (d / "ep_001_SEQ_B.json.cbtmp-999999999-abcd").write_text("{")  # dead writer
+    orphan = d / "ep_001_SEQ_A.v007.json"
+    orphan.write_bytes(codec.encode_scene(rederived().to_dict()))
+    with (d / "ep_001_SEQ_A.journal.jsonl").open("ab") as f:
+        f.write(b'{"seq": 99, "torn')
+    v2 = d / "ep_001_SEQ_A.v002.json"
+    doc = json.loads(v2.read_text())
+    doc["beats"].reverse()
+    v2.write_text(json.dumps(doc))  # someone edited structure by hand
+    kinds = sorted(p.kind for p in seeded.fsck().problems)
+    assert kinds == ["fingerprint", "orphan-body", "orphan-temp", "orphan-temp",
+                     "torn-journal-tail"]
+    report = seeded.fsck(repair=True)
+    assert sorted(p.kind for p in report.problems if p.repaired) == [
+        "orphan-temp", "orphan-temp", "torn-journal-tail"]
+    assert orphan.exists() and v2.exists()  # bodies are never deleted or rewritten
+    assert sorted(p.kind for p in seeded.fsck().problems) == ["fingerprint", "orphan-body"]
+    assert [r["seq"] for r in seeded.history(P, EP, "SEQ_A")][-1] == 2
+
+
+def test_next_candidate_skips_orphan_name(seeded: Store) -> None:
+    d = scenes_dir(seeded)
+    orphan = d / "ep_001_SEQ_A.v002.json"
+    orphan.write_bytes(b"left by a crash")
+    v = seeded.write_scene_candidate(P, EP, "SEQ_A", rederived())
+    assert v == 3 and orphan.read_bytes() == b"left by a crash"
+
+
+def test_list_batches_ignores_sidecars_and_strays(seeded: Store) -> None:
+    d = scenes_dir(seeded)
+    seeded.write_scene_candidate(P, EP, "MANIFEST_ONLY", rederived("MANIFEST_ONLY"))
+    (d / "ep_001_SEQ_C.json.cbtmp-1-aa").write_text("{")
+    (d / "ep_002_OTHER.json").write_text("{}")
+    (d / "README.txt").write_text("hi")
+    assert seeded.list_batches(P, EP) == ["MANIFEST_ONLY", "SEQ_A", "SEQ_B"]
+    assert seeded.list_episodes(P) == ["ep_001", "ep_002"]
+
+
+def test_migration_chain_upgrades_old_bodies(seeded: Store,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A synthetic schema bump: v1 bodies are upgraded on read and by migrate."""
+    def v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+        doc["scene_metadata"] = {**doc.get("scene_metadata", {}), "migrated": True}
+        return doc
+
+    monkeypatch.setitem(codec.MIGRATIONS, "scene", {1: v1_to_v2})
+    monkeypatch.setitem(codec.CURRENT, "scene", 2)
+    monkeypatch.setattr(codec, "SCENE_SCHEMA_VERSION", 2)
+    assert seeded.load_active(P, EP, "SEQ_A").scene_metadata["migrated"] is True
+    flat = scenes_dir(seeded) / "ep_001_SEQ_A.json"
+    assert json.loads(flat.read_text())["schema_version"] == 1  # reading does not rewrite
+    migrated = seeded.migrate(P)
+    assert sorted(Path(p).name for p in migrated) == ["ep_001_SEQ_A.json", "ep_001_SEQ_B.json"]
+    doc = json.loads(flat.read_text())
+    assert doc["schema_version"] == 2 and doc["scene_metadata"]["migrated"] is True
+    assert seeded.migrate(P) == []
+
+
+def test_network_filesystem_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("clapboard.backends.filesystem.filesystem_type", lambda p: "nfs4")
+    with pytest.raises(UnsupportedFilesystemError, match="PostgreSQL"):
+        clapboard.open_store(tmp_path)
+    clapboard.open_store(tmp_path, allow_network_fs=True)
+
+
+def test_open_store_location_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAPBOARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CLAPBOARD_STORE", raising=False)
+    assert clapboard.open_store().backend.location == str(tmp_path / "home")
+    monkeypatch.setenv("CLAPBOARD_STORE", str(tmp_path / "store"))
+    assert clapboard.open_store().backend.location == str(tmp_path / "store")
+    monkeypatch.setenv("CLAPBOARD_LOCK_TIMEOUT", "2.5")
+    assert clapboard.open_store().lock_timeout == 2.5
+    assert clapboard.open_store(lock_timeout=1).lock_timeout == 1
+
+
+def test_scene_model_on_disk_round_trip(seeded: Store) -> None:
+    scene = seeded.load_active(P, EP, "SEQ_A")
+    body = (scenes_dir(seeded) / "ep_001_SEQ_A.json").read_bytes()
+    assert Scene.from_dict(codec.decode_scene(body)) == scene
