@@ -163,7 +163,7 @@ def test_conform_between_load_and_save_conflicts(tmp_path: Path) -> None:
     root = str(tmp_path / "store")
     store = clapboard.open_store(root)
     store.init_scenes_from_plan("show", 1, {"sequences": {"BATCH": {"shots": [{"id": "b"}]}}})
-    scene, v = store.load_active_with_version("show", 1, "BATCH")
+    _scene, v = store.load_active_with_version("show", 1, "BATCH")
     assert v == 1
     other = subprocess.run([sys.executable, "-c", textwrap.dedent("""
         import sys, clapboard

@@ -385,7 +385,7 @@ def test_revert_without_history(seeded: Store) -> None:
 
 
 def test_status_save_after_conform_needs_new_version(seeded: Store) -> None:
-    scene, v = seeded.load_active_with_version(P, EP, "SEQ_A")
+    _scene, v = seeded.load_active_with_version(P, EP, "SEQ_A")
     seeded.write_scene_candidate(P, EP, "SEQ_A", rederived(), activate=True)
     with pytest.raises(SceneVersionConflictError):
         seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=v, mutate=bump)

@@ -91,6 +91,27 @@ def _split(cls_name: str, data: object, known: tuple[str, ...]) -> tuple[JsonDic
     return fields, extra
 
 
+def _fast_fields(cls_name: str, data: object, known: frozenset[str]) -> tuple[JsonDict, JsonDict]:
+    """Like :func:`_split`, but skips building ``extra`` when every key is known."""
+    if type(data) is not dict:
+        return _split(cls_name, data, tuple(known))
+    if known.issuperset(data):
+        return dict(data), {}
+    return _split(cls_name, data, tuple(known))
+
+
+def _new(cls: type[Any], values: JsonDict) -> Any:
+    """An instance with ``values`` as its attributes, without running ``__init__``.
+
+    Used by ``from_dict`` on exact model classes: the caller validates afterwards,
+    so the result is indistinguishable from a constructed instance (same fields,
+    same defaults, fresh mutable defaults).
+    """
+    obj = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
+
+
 # -- models -----------------------------------------------------------------------------
 
 
@@ -121,20 +142,41 @@ class Take:
         self.validate()
 
     def validate(self) -> None:
-        _nonempty_str("take_id", self.take_id)
+        # Fast acceptance of the common exact types inline; anything else goes to the
+        # general checks, which accept subclasses or raise naming the field.
+        v: Any = self.take_id
+        if type(v) is not str or not v:
+            _nonempty_str("take_id", v)
         if self.status not in TAKE_STATUSES:
             raise ValidationError(
                 "status", f"unknown take status {self.status!r} (one of {sorted(TAKE_STATUSES)})"
             )
-        _int("attempt", self.attempt, 0)
-        for name in ("created_at", "started_at", "finished_at", "heartbeat_at"):
-            _opt_time(name, getattr(self, name))
-        _opt_str("provider", self.provider)
-        _dict("receipt", self.receipt)
-        _str_list("outputs", self.outputs)
-        _opt_str("error", self.error)
-        _dict("metadata", self.metadata)
-        _dict("extra", self.extra)
+        v = self.attempt
+        if type(v) is not int or v < 0:
+            _int("attempt", v, 0)
+        if self.created_at is not None:
+            _opt_time("created_at", self.created_at)
+        if self.started_at is not None:
+            _opt_time("started_at", self.started_at)
+        if self.finished_at is not None:
+            _opt_time("finished_at", self.finished_at)
+        if self.heartbeat_at is not None:
+            _opt_time("heartbeat_at", self.heartbeat_at)
+        v = self.provider
+        if v is not None and type(v) is not str:
+            _opt_str("provider", v)
+        if type(self.receipt) is not dict:
+            _dict("receipt", self.receipt)
+        v = self.outputs
+        if type(v) is not list or not all(type(o) is str for o in v):
+            _str_list("outputs", v)
+        v = self.error
+        if v is not None and type(v) is not str:
+            _opt_str("error", v)
+        if type(self.metadata) is not dict:
+            _dict("metadata", self.metadata)
+        if type(self.extra) is not dict:
+            _dict("extra", self.extra)
 
     def to_dict(self) -> JsonDict:
         d: JsonDict = dict(self.extra)
@@ -150,10 +192,24 @@ class Take:
 
     @classmethod
     def from_dict(cls, data: object) -> Take:
-        fields, extra = _split("take", data, cls._FIELDS)
+        if cls is not Take:
+            fields, extra = _split("take", data, cls._FIELDS)
+            if "take_id" not in fields:
+                raise ValidationError("take_id", "missing")
+            return cls(**fields, extra=extra)
+        fields, extra = _fast_fields("take", data, _TAKE_KNOWN)
         if "take_id" not in fields:
             raise ValidationError("take_id", "missing")
-        return cls(**fields, extra=extra)
+        values = {**_TAKE_DEFAULTS, **fields, "extra": extra}
+        if "receipt" not in fields:
+            values["receipt"] = {}
+        if "outputs" not in fields:
+            values["outputs"] = []
+        if "metadata" not in fields:
+            values["metadata"] = {}
+        take: Take = _new(cls, values)
+        take.validate()
+        return take
 
 
 @dataclass
@@ -198,8 +254,18 @@ class Board:
 
     @classmethod
     def from_dict(cls, data: object) -> Board:
-        fields, extra = _split("board", data, cls._FIELDS)
-        return cls(**fields, extra=extra)
+        if cls is not Board:
+            fields, extra = _split("board", data, cls._FIELDS)
+            return cls(**fields, extra=extra)
+        fields, extra = _fast_fields("board", data, _BOARD_KNOWN)
+        values = {**_BOARD_DEFAULTS, **fields, "extra": extra}
+        if "frames" not in fields:
+            values["frames"] = []
+        if "metadata" not in fields:
+            values["metadata"] = {}
+        board: Board = _new(cls, values)
+        board.validate()
+        return board
 
 
 @dataclass
@@ -224,13 +290,19 @@ class Beat:
         self.validate(deep=False)
 
     def validate(self, *, deep: bool = True) -> None:
-        _nonempty_str("beat_id", self.beat_id)
-        _int("max_takes", self.max_takes, 0)
-        _dict("beat_metadata", self.beat_metadata)
-        _list("takes", self.takes)
+        v: Any = self.beat_id
+        if type(v) is not str or not v:
+            _nonempty_str("beat_id", v)
+        v = self.max_takes
+        if type(v) is not int or v < 0:
+            _int("max_takes", v, 0)
+        if type(self.beat_metadata) is not dict:
+            _dict("beat_metadata", self.beat_metadata)
+        if type(self.takes) is not list:
+            _list("takes", self.takes)
         seen: set[str] = set()
         for i, take in enumerate(self.takes):
-            if not isinstance(take, Take):
+            if type(take) is not Take and not isinstance(take, Take):
                 raise ValidationError(f"takes[{i}]", f"must be a Take, got {type(take).__name__}")
             if deep:
                 try:
@@ -240,12 +312,16 @@ class Beat:
             if take.take_id in seen:
                 raise ValidationError(f"takes[{i}].take_id", f"duplicate take id {take.take_id!r}")
             seen.add(take.take_id)
-        _opt_str("primary_take_id", self.primary_take_id)
+        v = self.primary_take_id
+        if v is not None and type(v) is not str:
+            _opt_str("primary_take_id", v)
         if self.primary_take_id is not None and self.primary_take_id not in seen:
             raise ValidationError(
                 "primary_take_id", f"names no take of this beat: {self.primary_take_id!r}"
             )
-        _int("phantom_recovery_count", self.phantom_recovery_count, 0)
+        v = self.phantom_recovery_count
+        if type(v) is not int or v < 0:
+            _int("phantom_recovery_count", v, 0)
         if self.board is not None:
             if not isinstance(self.board, Board):
                 raise ValidationError("board", f"must be a Board, got {type(self.board).__name__}")
@@ -254,7 +330,8 @@ class Beat:
                     self.board.validate()
                 except ValidationError as e:
                     raise _within("board", e) from None
-        _dict("extra", self.extra)
+        if type(self.extra) is not dict:
+            _dict("extra", self.extra)
 
     def take(self, take_id: str) -> Take:
         """The take with ``take_id``; ``KeyError`` if the beat has none."""
@@ -275,7 +352,7 @@ class Beat:
 
     @classmethod
     def from_dict(cls, data: object) -> Beat:
-        fields, extra = _split("beat", data, cls._FIELDS)
+        fields, extra = _fast_fields("beat", data, _BEAT_KNOWN)
         if "beat_id" not in fields:
             raise ValidationError("beat_id", "missing")
         raw_takes = fields.pop("takes", [])
@@ -293,7 +370,14 @@ class Beat:
                 board = Board.from_dict(raw_board)
             except ValidationError as e:
                 raise _within("board", e) from None
-        return cls(**fields, takes=takes, board=board, extra=extra)
+        if cls is not Beat:
+            return cls(**fields, takes=takes, board=board, extra=extra)
+        values = {**_BEAT_DEFAULTS, **fields, "takes": takes, "board": board, "extra": extra}
+        if "beat_metadata" not in fields:
+            values["beat_metadata"] = {}
+        beat: Beat = _new(cls, values)
+        beat.validate(deep=False)  # takes and board were validated as they were built
+        return beat
 
 
 @dataclass
@@ -318,11 +402,14 @@ class Scene:
         self.validate(deep=False)
 
     def validate(self, *, deep: bool = True) -> None:
-        _nonempty_str("scene_id", self.scene_id)
-        _list("beats", self.beats)
+        v: Any = self.scene_id
+        if type(v) is not str or not v:
+            _nonempty_str("scene_id", v)
+        if type(self.beats) is not list:
+            _list("beats", self.beats)
         seen: set[str] = set()
         for i, beat in enumerate(self.beats):
-            if not isinstance(beat, Beat):
+            if type(beat) is not Beat and not isinstance(beat, Beat):
                 raise ValidationError(f"beats[{i}]", f"must be a Beat, got {type(beat).__name__}")
             if deep:
                 try:
@@ -358,7 +445,7 @@ class Scene:
 
     @classmethod
     def from_dict(cls, data: object) -> Scene:
-        fields, extra = _split("scene", data, cls._FIELDS)
+        fields, extra = _fast_fields("scene", data, _SCENE_KNOWN)
         if "scene_id" not in fields:
             raise ValidationError("scene_id", "missing")
         raw_beats = fields.pop("beats", [])
@@ -369,8 +456,32 @@ class Scene:
                 beats.append(Beat.from_dict(b))
             except ValidationError as e:
                 raise _within(f"beats[{i}]", e) from None
-        scene = cls(**fields, beats=beats, extra=extra)
+        if cls is not Scene:
+            return cls(**fields, beats=beats, extra=extra)
+        values = {**_SCENE_DEFAULTS, **fields, "beats": beats, "extra": extra}
+        if "scene_metadata" not in fields:
+            values["scene_metadata"] = {}
+        scene: Scene = _new(cls, values)
+        scene.validate(deep=False)  # beats were validated as they were built
         return scene
+
+
+# Known keys and immutable defaults for the from_dict fast path (mutable defaults are
+# created fresh per instance there).
+_TAKE_KNOWN = frozenset(Take._FIELDS)
+_TAKE_DEFAULTS: JsonDict = {
+    "status": "pending", "attempt": 1, "created_at": None, "started_at": None,
+    "finished_at": None, "heartbeat_at": None, "provider": None, "error": None,
+}
+_BOARD_KNOWN = frozenset(Board._FIELDS)
+_BOARD_DEFAULTS: JsonDict = {"status": "pending", "decided_by": None, "decided_at": None,
+                             "note": None}
+_BEAT_KNOWN = frozenset(Beat._FIELDS)
+_BEAT_DEFAULTS: JsonDict = {"max_takes": 3, "primary_take_id": None,
+                            "phantom_recovery_count": 0}
+_SCENE_KNOWN = frozenset(Scene._FIELDS)
+_SCENE_DEFAULTS: JsonDict = {"locked": False, "lock_reason": None, "locked_by": None,
+                             "locked_at": None}
 
 
 __all__ = [

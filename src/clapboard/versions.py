@@ -208,7 +208,8 @@ def preview_move(store: Store, project: str, episode: object, batch_id: str,
 
 
 def set_lock(store: Store, project: str, episode: object, batch_id: str, locked: bool,
-             reason: str | None, actor: str | None) -> Scene:
+             reason: str | None, actor: str | None, *,
+             expected_version: int | None = None) -> Scene:
     """Picture lock / unlock through the status writer (lock state is not structure)."""
     if locked and (not isinstance(reason, str) or not reason.strip()):
         raise ValidationError("reason", "a picture lock needs a reason")
@@ -221,6 +222,7 @@ def set_lock(store: Store, project: str, episode: object, batch_id: str, locked:
         scene.locked_by = who if locked else None
         scene.locked_at = at if locked else None
 
-    return store.save_active_scene_status(project, episode, batch_id, expected_version=None,
+    return store.save_active_scene_status(project, episode, batch_id,
+                                          expected_version=expected_version,
                                           mutate=mutate, actor=who,
                                           op="lock" if locked else "unlock")

@@ -1,16 +1,21 @@
-"""The ``clapboard`` command line (placeholder until the CLI issue lands)."""
+"""The ``clapboard`` command line.
+
+``main()`` loads the group (:mod:`clapboard.cli.group`), imports every
+``clapboard.cli.cmd_*`` module so each registers its commands, and runs it. Errors are
+turned into one line on stderr and an exit code by the group itself
+(:mod:`clapboard.cli.failures`).
+"""
 
 from __future__ import annotations
 
-import sys
+from clapboard.cli.group import cli
+from clapboard.cli.registry import load_commands
 
 
 def main(argv: list[str] | None = None) -> None:
-    from clapboard import __version__
+    """Entry point of the ``clapboard`` script and ``python -m clapboard``."""
+    load_commands()
+    cli.main(argv, prog_name="clapboard")
 
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "--version":
-        print(f"clapboard {__version__}")
-        return
-    print("clapboard: CLI not built yet", file=sys.stderr)
-    sys.exit(2)
+
+__all__ = ["cli", "main"]

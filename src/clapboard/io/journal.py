@@ -21,7 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,21 @@ def check_line(line: bytes) -> dict[str, Any] | None:
     if not isinstance(rec, dict) or not isinstance(rec.get("crc"), str):
         return None
     return rec if record_crc(rec) == rec["crc"] else None
+
+
+def verbatim_line(record: dict[str, Any], seq: int, crc: str, path: Path | str) -> bytes:
+    """The line of a complete record imported as is (``clapboard copy``), refused with
+    :class:`CorruptJournalError` unless its crc holds and it continues the chain after
+    ``seq`` / ``crc`` — so a copied journal is the same chain, record for record."""
+    line = encode_record({k: v for k, v in record.items() if k != "crc"})
+    if orjson.loads(line).get("crc") != record.get("crc"):
+        raise CorruptJournalError(
+            f"imported journal record seq {record.get('seq')!r} fails its crc check", path=path)
+    if record.get("seq") != seq + 1 or record.get("prev") != crc:
+        raise CorruptJournalError(
+            f"imported journal record seq {record.get('seq')!r} does not continue the chain "
+            f"(next is seq {seq + 1})", path=path)
+    return line
 
 
 @dataclass
@@ -102,17 +117,18 @@ def scan_bytes(data: bytes, path: Path | str = "<journal>") -> JournalScan:
     bad_at: int | None = None
     for offset, line, complete in _lines(data):
         rec = check_line(line) if complete else None
-        ok = rec is not None and rec.get("seq") == seq + 1 and rec.get("prev") == crc
-        if not ok:
+        if rec is None:
             if bad_at is None:
                 bad_at = offset
             continue
-        assert rec is not None
         if bad_at is not None:
             raise CorruptJournalError(
-                f"journal damaged at byte {bad_at} but valid records follow (seq {rec['seq']})",
-                path=path,
-            )
+                f"journal damaged at byte {bad_at} but valid records follow "
+                f"(seq {rec.get('seq')})", path=path)
+        if rec.get("seq") != seq + 1 or rec.get("prev") != crc:
+            raise CorruptJournalError(
+                f"journal chain broken at byte {offset}: record seq {rec.get('seq')!r} does not "
+                f"follow seq {seq} (a record was removed, reordered or edited)", path=path)
         records.append(rec)
         seq, crc, valid_end = rec["seq"], rec["crc"], offset + len(line) + 1
     return JournalScan(records, Tail(seq, crc, valid_end, len(data)))
@@ -156,6 +172,14 @@ class Journal:
 
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append ``record`` (without seq/prev/crc), durably; returns the full record."""
+        return self._append(
+            lambda tail: encode_record({**record, "seq": tail.seq + 1, "prev": tail.crc}))
+
+    def append_verbatim(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append a complete record (seq, prev, crc as given) that continues the chain."""
+        return self._append(lambda tail: verbatim_line(record, tail.seq, tail.crc, self.path))
+
+    def _append(self, build: Callable[[Tail], bytes]) -> dict[str, Any]:
         ensure_dir(self.path.parent)
         created = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
@@ -170,8 +194,7 @@ class Journal:
                 # A torn or damaged tail from an earlier crash: cut it before appending,
                 # so the new record is not glued onto garbage.
                 os.ftruncate(fd, tail.valid_end)
-            rec = {**record, "seq": tail.seq + 1, "prev": tail.crc}
-            line = encode_record(rec)
+            line = build(tail)
             write_all(fd, line)
             os.fsync(fd)
             rec = orjson.loads(line)

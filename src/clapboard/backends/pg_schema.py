@@ -1,0 +1,111 @@
+"""The PostgreSQL schema of a clapboard store, created and migrated by clapboard itself.
+
+Tables live in the connection's current schema (the first entry of ``search_path``),
+so one database can hold several stores, one per schema
+(``postgresql://…/db?options=-csearch_path%3Dfilm_a``).
+
+    clapboard_schema (version)                      one row: the layout version below
+    clapboard_batches (project, episode, batch_id,  one row per batch: the row lock,
+                       manifest, journal_seq,       the manifest (NULL: a flat batch),
+                       journal_crc)                 the journal's chain tail
+    clapboard_bodies (project, episode, batch_id,   one row per stored body, keyed by
+                      artifact, body)               its artifact name (as on disk)
+    clapboard_journal (gid, project, episode,       one row per journal record, the
+                       batch_id, seq, crc, record)  record's exact line as text
+
+Documents are kept as **text** holding clapboard's canonical JSON bytes rather than
+``jsonb``: jsonb rewrites numbers and refuses ``\\u0000``, while text keeps every byte,
+so a store copied to a folder and back is byte-identical. ``body::jsonb`` still works
+for ad-hoc SQL.
+
+Migrations: :data:`STEPS` ``[n]`` brings the layout from version ``n`` to ``n + 1``.
+:func:`ensure_schema` runs the missing steps in one transaction under an advisory lock
+(so two processes opening a new store at once do not race on ``CREATE TABLE``), and
+refuses a database written by a newer clapboard.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from clapboard.errors import SchemaVersionError
+
+LAYOUT_VERSION = 1
+
+STEPS: dict[int, list[str]] = {
+    0: [
+        """CREATE TABLE clapboard_batches (
+               project text NOT NULL,
+               episode text NOT NULL,
+               batch_id text NOT NULL,
+               manifest text,
+               journal_seq bigint NOT NULL DEFAULT 0,
+               journal_crc text NOT NULL DEFAULT '',
+               PRIMARY KEY (project, episode, batch_id))""",
+        """CREATE TABLE clapboard_bodies (
+               project text NOT NULL,
+               episode text NOT NULL,
+               batch_id text NOT NULL,
+               artifact text NOT NULL,
+               body text NOT NULL,
+               PRIMARY KEY (project, episode, batch_id, artifact),
+               FOREIGN KEY (project, episode, batch_id)
+                   REFERENCES clapboard_batches ON DELETE CASCADE)""",
+        """CREATE TABLE clapboard_journal (
+               gid bigint GENERATED ALWAYS AS IDENTITY,
+               project text NOT NULL,
+               episode text NOT NULL,
+               batch_id text NOT NULL,
+               seq bigint NOT NULL,
+               crc text NOT NULL,
+               record text NOT NULL,
+               PRIMARY KEY (project, episode, batch_id, seq),
+               FOREIGN KEY (project, episode, batch_id)
+                   REFERENCES clapboard_batches ON DELETE CASCADE)""",
+        "CREATE INDEX clapboard_journal_gid ON clapboard_journal (gid)",
+    ],
+}
+
+
+def current_schema(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    """The schema the store's tables live in, creating it when the URL names a new one."""
+    row = conn.execute("SELECT current_schema()").fetchone()
+    if row is not None and row[0]:
+        return str(row[0])
+    # search_path names a schema that does not exist yet: create the first one.
+    path_row = conn.execute("SELECT current_setting('search_path')").fetchone()
+    first = str(path_row[0] if path_row else "").split(",")[0].strip().strip('"')
+    if not first or first.startswith("$"):
+        raise psycopg.errors.InvalidSchemaName("no schema selected for the clapboard tables")
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(first)))
+    return first
+
+
+def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], label: str) -> str:
+    """Create or upgrade the tables; returns the schema name. ``conn`` is autocommit."""
+    with conn.transaction():
+        schema = current_schema(conn)
+        # One creator at a time per schema (CREATE TABLE IF NOT EXISTS can still collide
+        # on the catalog's unique index when two sessions race).
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('clapboard:' || %s))", (schema,))
+        conn.execute("CREATE TABLE IF NOT EXISTS clapboard_schema (version integer NOT NULL)")
+        row = conn.execute("SELECT version FROM clapboard_schema").fetchone()
+        found = int(str(row[0])) if row is not None else 0
+        if found > LAYOUT_VERSION:
+            raise SchemaVersionError(
+                f"PostgreSQL store {label} has layout version {found}, this clapboard knows "
+                f"{LAYOUT_VERSION} (written by a newer clapboard; upgrade clapboard)",
+                path=label, found=found, expected=LAYOUT_VERSION,
+            )
+        for step in range(found, LAYOUT_VERSION):
+            for statement in STEPS[step]:
+                conn.execute(statement.encode())
+        if row is None:
+            conn.execute("INSERT INTO clapboard_schema (version) VALUES (%s)", (LAYOUT_VERSION,))
+        elif found != LAYOUT_VERSION:
+            conn.execute("UPDATE clapboard_schema SET version = %s", (LAYOUT_VERSION,))
+    return schema
+
+
+__all__ = ["LAYOUT_VERSION", "STEPS", "current_schema", "ensure_schema"]

@@ -1,0 +1,442 @@
+"""The PostgreSQL backend: the same Store, for writers on several machines.
+
+A batch transaction is one database transaction on a pooled connection:
+
+1. ``SET LOCAL lock_timeout`` to the store's lock timeout (PostgreSQL's 0 would mean
+   "wait forever", so a zero timeout becomes 1 ms);
+2. ``INSERT … ON CONFLICT DO NOTHING`` creates the batch row if it is missing (a second
+   creator waits on the first one's uncommitted row, under the same timeout);
+3. ``SELECT … FOR UPDATE`` on that row is the batch lock — it replaces the lock file and
+   returns the newest manifest and journal tail even when it had to wait;
+4. the Store's reads and writes run as statements of the same transaction, the journal
+   insert sends ``NOTIFY`` (delivered only on commit, so watchers never see a rolled
+   back record);
+5. leaving the block commits; an exception (a ``post_write`` hook, a guard) rolls back
+   everything, so a status save, its journal record and its hook commit together.
+
+A client killed mid-transaction leaves nothing: the server rolls back its open
+transaction when the connection drops, and the row lock goes with it.
+
+Errors match the filesystem backend's: documents go through :mod:`clapboard.codec`
+(schema and parse errors), identity is checked the same way, and each error names the
+row it is about as ``pg:<db>.<schema>/<project>/<artifact>`` — the file name the same
+document has in a folder store.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from clapboard import codec
+from clapboard.backends.base import Backend, BatchTx, Doc, Report
+from clapboard.backends.pg_schema import ensure_schema
+from clapboard.errors import (
+    ClapboardError,
+    CorruptJournalError,
+    LockReentryError,
+    LockTimeoutError,
+    SceneIdentityMismatchError,
+)
+from clapboard.io import journal as jr
+from clapboard.manifest import artifact_for
+from clapboard.paths import manifest_name, safe_basename
+
+Key = tuple[str, str, str]
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+# Batches held by threads of this process: (store identity, project, episode, batch) ->
+# thread id. A second batch() on the same batch from the holding thread would wait on
+# its own row lock until the timeout; it is refused at once instead, as with flock.
+_HELD: dict[tuple[str, str, str, str], int] = {}
+_HELD_GUARD = threading.Lock()
+os.register_at_fork(after_in_child=_HELD.clear)
+
+# A flat body's artifact, as SQL over a batch row (paths.flat_name).
+_FLAT = "b.episode || '_' || b.batch_id || '.json'"
+_LISTED = f"""(b.manifest IS NOT NULL OR EXISTS (
+    SELECT 1 FROM clapboard_bodies f WHERE f.project = b.project AND f.episode = b.episode
+    AND f.batch_id = b.batch_id AND f.artifact = {_FLAT}))"""
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages, ``Store.__repr__`` and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _lock_timeout_ms(timeout: float) -> str:
+    ms = int(timeout * 1000)
+    return f"{min(max(ms, 1), 2_147_483_647)}ms"
+
+
+class PostgresBackend(Backend):
+    """A store in a PostgreSQL schema. ``pool_size`` bounds the connections it opens."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0,
+                 application_name: str = "clapboard") -> None:
+        self.url = url
+        self.location = redact(url)
+        kwargs: dict[str, Any] = {"autocommit": True, "application_name": application_name,
+                                  "connect_timeout": max(1, int(connect_timeout))}
+        self._kwargs = kwargs
+        try:
+            # A direct first connection reports the real reason (refused, no database,
+            # bad password) where a pool would only time out; it also sets up the tables.
+            with psycopg.connect(url, **kwargs) as conn:
+                self.schema = ensure_schema(conn, self.location)
+                db = conn.info.dbname
+        except psycopg.Error as e:
+            raise ClapboardError(
+                f"cannot open PostgreSQL store {self.location}: {str(e).strip()}",
+                hint="check the URL, that the server runs, and the user's rights",
+            ) from None
+        self.name = f"pg:{db}.{self.schema}"
+        self.channel = f"clapboard.{self.schema}"[:63]
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            url, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, open=False,
+            name=f"clapboard-{self.schema}")
+        self._pool.open(wait=False)
+        self._listener: Conn | None = None
+        self._listener_guard = threading.Lock()
+        self._closed = False
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def label(self, project: str, name: str) -> str:
+        """The name an error gives a row: what the same document is called in a folder."""
+        return f"{self.name}/{project}/{name}"
+
+    @contextmanager
+    def connection(self) -> Iterator[Conn]:
+        """A pooled autocommit connection, for reads and whole-store maintenance."""
+        with self._pool.connection() as conn:
+            yield conn
+
+    def _decode_manifest(self, text: str | None, project: str, episode: str,
+                         batch_id: str) -> Doc | None:
+        if text is None:
+            return None
+        label = self.label(project, manifest_name(episode, batch_id))
+        manifest = codec.decode_manifest(text.encode(), label)
+        if manifest.get("batch_id") != batch_id:
+            raise SceneIdentityMismatchError(batch_id, manifest.get("batch_id"), path=label,
+                                             what="manifest")
+        return manifest
+
+    def _decode_body(self, text: str | None, project: str, artifact: str) -> Doc | None:
+        if text is None:
+            return None
+        return codec.decode_scene(text.encode(), self.label(project, artifact))
+
+    # -- unlocked reads ---------------------------------------------------------------
+
+    def read_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT manifest FROM clapboard_batches WHERE project = %s AND episode = %s "
+                "AND batch_id = %s", (project, episode, batch_id)).fetchone()
+        return self._decode_manifest(row[0] if row else None, project, episode, batch_id)
+
+    def locate(self, project: str, episode: str, batch_id: str, version: int,
+               manifest: Doc | None) -> str:
+        try:
+            return self.label(project, artifact_for(manifest, episode, batch_id, version))
+        except ClapboardError:
+            return super().locate(project, episode, batch_id, version, manifest)
+
+    def read_body(self, project: str, episode: str, batch_id: str, version: int,
+                  manifest: Doc | None) -> Doc | None:
+        artifact = safe_basename(artifact_for(manifest, episode, batch_id, version),
+                                 context=f"batch {batch_id} v{version}")
+        with self.connection() as conn:
+            return self._decode_body(select_body(conn, project, episode, batch_id, artifact),
+                                     project, artifact)
+
+    def list_projects(self) -> list[str]:
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT DISTINCT b.project FROM clapboard_batches b WHERE {_LISTED}"
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def list_episodes(self, project: str) -> list[str]:
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT DISTINCT b.episode FROM clapboard_batches b "
+                f"WHERE b.project = %s AND {_LISTED}", (project,)).fetchall()
+        return sorted((r[0] for r in rows), key=lambda e: (int(e[3:]), e))
+
+    def list_batches(self, project: str, episode: str) -> list[str]:
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT b.batch_id FROM clapboard_batches b "
+                f"WHERE b.project = %s AND b.episode = %s AND {_LISTED}",
+                (project, episode)).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def read_journal(self, project: str, episode: str, batch_id: str) -> list[Doc]:
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT record FROM clapboard_journal WHERE project = %s AND episode = %s "
+                "AND batch_id = %s ORDER BY seq", (project, episode, batch_id)).fetchall()
+        # The same checks as a journal file: crc per record, seq and prev chained.
+        data = b"".join(r[0].encode() + b"\n" for r in rows)
+        return jr.scan_bytes(data, self.label(project, f"{episode}_{batch_id}.journal")).records
+
+    def journal_since(
+        self, project: str | None, after: dict[Key, int]
+    ) -> Iterator[tuple[Key, Doc]]:
+        """Records past each batch's ``after`` seq, oldest first.
+
+        The batch row carries its journal's last seq, so only batches that moved are
+        read. Per batch, seq N commits before seq N + 1 is even assigned (the row lock
+        orders them), so a consumer that resumes after seq N sees neither a gap nor a
+        repeat.
+        """
+        self._ensure_listener()  # listen before reading: no change can slip between
+        keys = list(after)
+        with self.connection() as conn:
+            rows = conn.execute(
+                """SELECT j.project, j.episode, j.batch_id, j.record
+                   FROM clapboard_batches b
+                   LEFT JOIN unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])
+                        AS a(p, e, bid, s)
+                        ON a.p = b.project AND a.e = b.episode AND a.bid = b.batch_id
+                   JOIN clapboard_journal j
+                        ON j.project = b.project AND j.episode = b.episode
+                        AND j.batch_id = b.batch_id AND j.seq > coalesce(a.s, 0)
+                   WHERE b.journal_seq > coalesce(a.s, 0)
+                     AND (%s::text IS NULL OR b.project = %s::text)
+                   ORDER BY j.gid""",
+                ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                 [after[k] for k in keys], project, project)).fetchall()
+        for p, e, b, record in rows:
+            rec = jr.check_line(record.encode())
+            if rec is None:
+                raise CorruptJournalError(
+                    f"journal record fails its crc check: {record[:80]}",
+                    path=self.label(p, f"{e}_{b}.journal"))
+            yield (p, e, b), rec
+
+    # -- LISTEN / NOTIFY ----------------------------------------------------------------
+
+    def _ensure_listener(self) -> Conn:
+        with self._listener_guard:
+            if self._listener is None or self._listener.closed:
+                conn = psycopg.connect(self.url, **self._kwargs)
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                self._listener = conn
+            return self._listener
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until a journal record commits somewhere in this store, or ``timeout``.
+
+        A wake-up is only a hint to poll ``journal_since`` again (notifications carry the
+        batch and seq, but the table is the truth): every notification already queued
+        is drained so one poll covers them all.
+        """
+        conn = self._ensure_listener()
+        try:
+            got = list(conn.notifies(timeout=max(timeout, 0.0), stop_after=1))
+            if got:
+                list(conn.notifies(timeout=0.0))
+        except psycopg.OperationalError:
+            conn.close()  # reconnect (and re-LISTEN) on the next call
+
+    # -- the batch transaction ----------------------------------------------------------
+
+    @contextmanager
+    def batch(self, project: str, episode: str, batch_id: str, *, timeout: float,
+              op: str = "") -> Iterator[BatchTx]:
+        held_key = (self.url, project, episode, batch_id)
+        me = threading.get_ident()
+        with _HELD_GUARD:
+            if _HELD.get(held_key) == me:
+                raise LockReentryError(
+                    f"this thread already holds batch {project}/{episode}/{batch_id} in "
+                    f"{self.location} (re-entrant save of the same batch, e.g. from a "
+                    "post_write hook)", hint="do the second write after the first one returns")
+        lock_name = self.label(project, f"{episode}_{batch_id}")
+        stage = "pool"
+        try:
+            with self._pool.connection(timeout=max(timeout, 0.001)) as conn:
+                stage = "lock"
+                with conn.transaction():
+                    tx = self._lock(conn, project, episode, batch_id, timeout, lock_name)
+                    with _HELD_GUARD:
+                        _HELD[held_key] = me
+                    try:
+                        stage = "block"
+                        yield tx
+                        stage = "commit"
+                    finally:
+                        with _HELD_GUARD:
+                            _HELD.pop(held_key, None)
+        except PoolTimeout:
+            if stage != "pool":
+                raise
+            raise LockTimeoutError(f"{lock_name} (no free pooled connection)", timeout) \
+                from None
+        except psycopg.errors.LockNotAvailable:
+            if stage != "lock":
+                raise
+            raise LockTimeoutError(lock_name, timeout) from None
+        except psycopg.OperationalError as e:
+            if stage == "block":
+                raise  # the caller's own error (a hook talking to a database): untouched
+            raise ClapboardError(
+                f"PostgreSQL connection failed during {op or 'a write'} on {lock_name} "
+                f"({stage}): {str(e).strip()}",
+                hint="the transaction did not commit"
+                if stage != "commit" else "it failed at commit: the outcome is unknown, "
+                "check with `clapboard log`",
+            ) from e
+
+    def _lock(self, conn: Conn, project: str, episode: str, batch_id: str, timeout: float,
+              lock_name: str) -> PgBatchTx:
+        key = (project, episode, batch_id)
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (_lock_timeout_ms(timeout),))
+        conn.execute("INSERT INTO clapboard_batches (project, episode, batch_id) "
+                     "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", key)
+        row = conn.execute(
+            "SELECT manifest, journal_seq, journal_crc FROM clapboard_batches "
+            "WHERE project = %s AND episode = %s AND batch_id = %s FOR UPDATE", key).fetchone()
+        if row is None:  # deleted between the insert and the lock (only by hand)
+            raise ClapboardError(f"batch row {lock_name} vanished while locking it")
+        return PgBatchTx(self, conn, project, episode, batch_id, row[0], int(row[1]), row[2])
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def fsck(self, project: str | None, *, repair: bool) -> Report:
+        from clapboard.backends.pg_fsck import fsck_postgres
+
+        return fsck_postgres(self, project, repair=repair)
+
+    def migrate(self, project: str | None) -> list[str]:
+        from clapboard.backends.pg_fsck import migrate_postgres
+
+        return migrate_postgres(self, project)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.close()
+        with self._listener_guard:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+
+
+def select_body(conn: Conn, project: str, episode: str, batch_id: str,
+                artifact: str) -> str | None:
+    row = conn.execute(
+        "SELECT body FROM clapboard_bodies WHERE project = %s AND episode = %s "
+        "AND batch_id = %s AND artifact = %s", (project, episode, batch_id, artifact)
+    ).fetchone()
+    return row[0] if row else None
+
+
+class PgBatchTx(BatchTx):
+    """A locked batch: statements of the transaction that holds its row lock."""
+
+    def __init__(self, backend: PostgresBackend, conn: Conn, project: str, episode: str,
+                 batch_id: str, manifest: str | None, journal_seq: int,
+                 journal_crc: str) -> None:
+        self.backend = backend
+        self.conn = conn
+        self.project = project
+        self.episode = episode
+        self.batch_id = batch_id
+        self._key = (project, episode, batch_id)
+        self._manifest = backend._decode_manifest(manifest, project, episode, batch_id) \
+            if manifest is not None else None
+        self._manifest_text = manifest
+        self._seq = journal_seq
+        self._crc = journal_crc
+
+    def read_manifest(self) -> Doc | None:
+        if self._manifest is None and self._manifest_text is not None:
+            self._manifest = self.backend._decode_manifest(
+                self._manifest_text, self.project, self.episode, self.batch_id)
+        return dict(self._manifest) if self._manifest is not None else None
+
+    def _artifact(self, artifact: str, version: int) -> str:
+        return safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
+
+    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
+        artifact = self._artifact(
+            artifact_for(manifest, self.episode, self.batch_id, version), version)
+        text = select_body(self.conn, *self._key, artifact)
+        return self.backend._decode_body(text, self.project, artifact)
+
+    def artifact_exists(self, artifact: str) -> bool:
+        return select_body(self.conn, *self._key, safe_basename(artifact)) is not None
+
+    def write_body(self, version: int, doc: Doc, artifact: str) -> None:
+        name = self._artifact(artifact, version)
+        self.conn.execute(
+            "INSERT INTO clapboard_bodies (project, episode, batch_id, artifact, body) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project, episode, batch_id, artifact) "
+            "DO UPDATE SET body = EXCLUDED.body",
+            (*self._key, name, codec.encode_scene(doc).decode()))
+
+    def write_manifest(self, manifest: Doc) -> None:
+        text = codec.encode_manifest(manifest).decode()
+        self.conn.execute(
+            "UPDATE clapboard_batches SET manifest = %s WHERE project = %s AND episode = %s "
+            "AND batch_id = %s", (text, *self._key))
+        self._manifest = dict(manifest)
+        self._manifest_text = text
+
+    def append_journal(self, record: Doc) -> Doc:
+        line = jr.encode_record({**record, "seq": self._seq + 1, "prev": self._crc})
+        return self._insert_record(line)
+
+    def import_journal(self, record: Doc) -> Doc:
+        """Append a complete record verbatim (its seq, prev and crc), checking that it
+        is intact and continues this batch's chain."""
+        line = jr.verbatim_line(record, self._seq, self._crc,
+                             self.backend.label(self.project,
+                                                f"{self.episode}_{self.batch_id}.journal"))
+        return self._insert_record(line)
+
+    def _insert_record(self, line: bytes) -> Doc:
+        rec: Doc = orjson.loads(line)
+        text = line.rstrip(b"\n").decode()
+        payload = orjson.dumps({"project": self.project, "episode": self.episode,
+                                "batch_id": self.batch_id, "seq": rec["seq"]}).decode()
+        # One round trip: the record, the chain tail on the (locked) batch row, and the
+        # notification, which PostgreSQL delivers only if this transaction commits.
+        self.conn.execute(
+            """WITH ins AS (
+                   INSERT INTO clapboard_journal (project, episode, batch_id, seq, crc, record)
+                   VALUES (%(p)s, %(e)s, %(b)s, %(seq)s, %(crc)s, %(rec)s)),
+               upd AS (
+                   UPDATE clapboard_batches SET journal_seq = %(seq)s, journal_crc = %(crc)s
+                   WHERE project = %(p)s AND episode = %(e)s AND batch_id = %(b)s)
+               SELECT pg_notify(%(chan)s, %(payload)s)""",
+            {"p": self.project, "e": self.episode, "b": self.batch_id, "seq": rec["seq"],
+             "crc": rec["crc"], "rec": text, "chan": self.backend.channel,
+             "payload": payload})
+        self._seq, self._crc = rec["seq"], rec["crc"]
+        return rec
+
+
+__all__ = ["PgBatchTx", "PostgresBackend", "redact", "select_body"]
