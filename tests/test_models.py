@@ -17,7 +17,8 @@ def sample_scene() -> Scene:
         beats=[
             Beat(beat_id="B1", max_takes=4, beat_metadata={"plan_shot": {"d": "wide, dusk"}},
                  takes=[Take(take_id="t1", status="succeeded", outputs=["/r/t1.mp4"]),
-                        Take(take_id="t2", status="running", started_at="2026-01-01T00:00:00+00:00")],
+                        Take(take_id="t2", status="running",
+                             started_at="2026-01-01T00:00:00+00:00")],
                  primary_take_id="t1", board=Board(status="approved", frames=["f.png"])),
             Beat(beat_id="B2"),
         ],
