@@ -371,6 +371,15 @@ def test_apply_rechecks_under_the_lock(fs_store: Any, fs_sample: dict[str, Any],
     assert not result.applied and "primary take of beat A" in result.failed[0][1]
     assert history_lengths(fs_store) == lengths
 
+    # A now has no primary, so the export shows t2 (latest succeeded); the editor picks t1
+    plan = plan_import(fs_store, switch(export_file(fs_store, tmp_path), "A", "t1"))
+    assert len(plan.changes) == 1
+    fs_store.lock_scene(PROJECT, EPISODE, "SC_010", "sent to sound", actor="op")
+    lengths = history_lengths(fs_store)
+    result = apply_import(fs_store, plan, actor="ed")
+    assert not result.applied and "is locked" in result.failed[0][1]
+    assert history_lengths(fs_store) == lengths
+
 
 def test_bad_files(fs_store: Any, tmp_path: Path) -> None:
     broken = tmp_path / "broken.otio"

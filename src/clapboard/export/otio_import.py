@@ -31,6 +31,7 @@ from clapboard.errors import (
     ConflictError,
     CorruptFileError,
     LockTimeoutError,
+    SceneLockedError,
     SceneNotFoundError,
     ValidationError,
 )
@@ -287,13 +288,15 @@ def apply_import(store: Store, plan: ImportPlan, *, actor: str | None = None) ->
     Each write names the exported version (``expected_version``) and re-checks, under
     the batch lock, that every beat still has the primary take the plan saw; if not,
     that scene is refused as a whole (nothing written for it) and reported in
-    ``failed``. Other scenes still apply.
+    ``failed``; so is a scene picture-locked since the plan. Other scenes still apply.
     """
     who = resolve_actor(actor)
     result = ApplyResult(actor=who)
     for (project, episode, scene_id, version), group in _grouped(plan.changes).items():
 
         def mutate(scene: Scene, group: list[Change] = group) -> None:
+            if scene.locked:  # locked between the plan and now: the cut is frozen
+                raise SceneLockedError(scene.scene_id, scene.lock_reason, scene.locked_by)
             for c in group:
                 beat = scene.beat(c.beat)
                 if beat.primary_take_id != c.from_take:
