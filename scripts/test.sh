@@ -24,8 +24,12 @@ py=$(command -v python3.11 || command -v python3)
 if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev]'
+# pip's output goes to a log, shown only when the install fails.
+pip_log=$(mktemp)
+if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+       .venv/bin/python -m pip install -q -e '.[dev]'; } >"$pip_log" 2>&1; then
+  grep -v "is ignored: it is neither" "$pip_log"; exit 1
+fi
 
 # -- PostgreSQL: a throwaway cluster on a loopback port ------------------------------------
 # shellcheck source=scripts/pg.sh
@@ -33,12 +37,17 @@ source scripts/pg.sh
 pg_start
 trap pg_stop EXIT
 
-# -- lint and types ----------------------------------------------------------------------
-echo "== ruff"; .venv/bin/ruff check src tests bench
-echo "== mypy --strict"; .venv/bin/mypy
+# -- lint and types (reported now, failing the run at the end) ---------------------------
+lint=0
+echo "== ruff"; .venv/bin/ruff check src tests bench || lint=1
+echo "== mypy --strict"; .venv/bin/mypy || lint=1
 
 # -- tests -------------------------------------------------------------------------------
 echo "== pytest"
 args=(-q -p no:cacheprovider)
 if [ -n "${CLAPBOARD_SOAK:-}" ]; then args+=(--soak "$CLAPBOARD_SOAK"); fi
-.venv/bin/python -m pytest "${args[@]}" "$@"
+status=0
+.venv/bin/python -m pytest "${args[@]}" "$@" || status=$?
+if [ "$lint" != 0 ]; then echo "== ruff or mypy failed (see above)"; fi
+if [ "$status" = 0 ] && [ "$lint" != 0 ]; then status=1; fi
+exit "$status"

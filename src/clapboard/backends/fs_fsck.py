@@ -187,7 +187,7 @@ def _check_manifest(path: Path, ep: str, batch_id: str, problems: list[Problem])
             doc = codec.decode_scene(body.read_bytes(), body)
         except FileNotFoundError:
             problems.append(Problem(str(path), "missing-body",
-                                    f"v{ent.get('version')} names {artifact}, which does not exist"))
+                                    f"v{ent.get('version')} names {artifact}, which is missing"))
             continue
         except ClapboardError:
             continue  # reported when the body itself is checked
