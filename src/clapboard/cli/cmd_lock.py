@@ -8,6 +8,13 @@ import click
 
 from clapboard.cli.common import emit, get_store, global_options
 from clapboard.cli.group import cli
+from clapboard.store import Store
+
+
+def require_scene(store: Store, project: str, episode: str, batch: str) -> None:
+    """The status writer would create a missing scene (a runner's cold start); an
+    operator naming a scene that does not exist has made a typo, so refuse it."""
+    store.load_active(project, episode, batch)
 
 
 @cli.command("lock")
@@ -24,7 +31,9 @@ def lock_cmd(ctx: click.Context, project: str, episode: str, batch: str, reason:
     Example:
         clapboard lock my-film 1 SEQ_010 --reason "sent to sound"
     """
-    scene = get_store(ctx).lock_scene(project, episode, batch, reason)
+    store = get_store(ctx)
+    require_scene(store, project, episode, batch)
+    scene = store.lock_scene(project, episode, batch, reason)
     emit(ctx, {"batch_id": batch, "locked": True, "lock_reason": scene.lock_reason,
                "locked_by": scene.locked_by, "locked_at": scene.locked_at},
          text=f"{batch} locked by {scene.locked_by}: {scene.lock_reason}")
@@ -43,5 +52,7 @@ def unlock_cmd(ctx: click.Context, project: str, episode: str, batch: str) -> No
     Example:
         clapboard unlock my-film 1 SEQ_010
     """
-    get_store(ctx).unlock_scene(project, episode, batch)
+    store = get_store(ctx)
+    require_scene(store, project, episode, batch)
+    store.unlock_scene(project, episode, batch)
     emit(ctx, {"batch_id": batch, "locked": False}, text=f"{batch} unlocked")

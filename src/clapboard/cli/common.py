@@ -159,10 +159,15 @@ def progress(label: str, total: int | None = None) -> Iterator[Callable[[int, in
         yield update
 
 
+def interactive() -> bool:
+    """A person is at the keyboard: stdin and stdout are both terminals."""
+    return sys.stdin.isatty() and stdout_is_terminal()
+
+
 def confirm(question: str, *, yes: bool) -> bool:
     """Ask on a terminal; ``--yes`` or a non-interactive stdin means "go ahead" (scripts
     cannot answer, and they already said what they want on the command line)."""
-    if yes or not (sys.stdin.isatty() and stdout_is_terminal()):
+    if yes or not interactive():
         return True
     return click.confirm(question, default=False, err=True)
 
@@ -186,6 +191,7 @@ __all__ = [
     "fail",
     "get_store",
     "global_options",
+    "interactive",
     "note",
     "progress",
     "render_table",
