@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
+import pytest
 from psycopg import sql
 
 
@@ -47,4 +48,13 @@ def sql_rows(url: str, query: str, params: tuple[object, ...] = ()) -> list[tupl
         return cur.fetchall() if cur.description else []
 
 
-__all__ = ["fresh_database", "sql_rows", "with_schema"]
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """An empty PostgreSQL store location (import this fixture into a test module)."""
+    from tests.conftest import pg_url_or_skip
+
+    with fresh_database(pg_url_or_skip()) as url:
+        yield url
+
+
+__all__ = ["fresh_database", "pg_url", "sql_rows", "with_schema"]

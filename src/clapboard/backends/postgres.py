@@ -311,12 +311,17 @@ class PostgresBackend(Backend):
     def _lock(self, conn: Conn, project: str, episode: str, batch_id: str, timeout: float,
               lock_name: str) -> PgBatchTx:
         key = (project, episode, batch_id)
-        conn.execute("SELECT set_config('lock_timeout', %s, true)", (_lock_timeout_ms(timeout),))
-        conn.execute("INSERT INTO clapboard_batches (project, episode, batch_id) "
-                     "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", key)
-        row = conn.execute(
-            "SELECT manifest, journal_seq, journal_crc FROM clapboard_batches "
-            "WHERE project = %s AND episode = %s AND batch_id = %s FOR UPDATE", key).fetchone()
+        # Three statements, one network round trip (pipeline mode); an error in any of
+        # them (the lock timeout) surfaces when the pipeline syncs, still in this phase.
+        with conn.pipeline():
+            conn.execute("SELECT set_config('lock_timeout', %s, true)",
+                         (_lock_timeout_ms(timeout),))
+            conn.execute("INSERT INTO clapboard_batches (project, episode, batch_id) "
+                         "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", key)
+            cur = conn.execute(
+                "SELECT manifest, journal_seq, journal_crc FROM clapboard_batches "
+                "WHERE project = %s AND episode = %s AND batch_id = %s FOR UPDATE", key)
+        row = cur.fetchone()
         if row is None:  # deleted between the insert and the lock (only by hand)
             raise ClapboardError(f"batch row {lock_name} vanished while locking it")
         return PgBatchTx(self, conn, project, episode, batch_id, row[0], int(row[1]), row[2])
@@ -385,6 +390,17 @@ class PgBatchTx(BatchTx):
             artifact_for(manifest, self.episode, self.batch_id, version), version)
         text = select_body(self.conn, *self._key, artifact)
         return self.backend._decode_body(text, self.project, artifact)
+
+    def read_body_for_update(self, version: int,
+                             manifest: Doc | None) -> tuple[Doc, Doc] | None:
+        # The row holds the text: decoding it twice is cheaper than a deep copy.
+        artifact = self._artifact(
+            artifact_for(manifest, self.episode, self.batch_id, version), version)
+        text = select_body(self.conn, *self._key, artifact)
+        if text is None:
+            return None
+        data, label = text.encode(), self.backend.label(self.project, artifact)
+        return codec.decode_scene(data, label), codec.decode_scene(data, label)
 
     def artifact_exists(self, artifact: str) -> bool:
         return select_body(self.conn, *self._key, safe_basename(artifact)) is not None

@@ -1,0 +1,296 @@
+"""The PostgreSQL backend against a real server: what only a database can show.
+
+The Store contract itself (every operation, every error) runs on PostgreSQL through
+the ``store`` fixture of tests/test_contract.py; this file covers transactions, row
+locks, the schema it manages, stored bytes, fsck on rows, and LISTEN/NOTIFY.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+import clapboard
+from clapboard import (
+    ClapboardError,
+    CorruptFileError,
+    LockReentryError,
+    LockTimeoutError,
+    Scene,
+    SceneIdentityMismatchError,
+    SchemaVersionError,
+    VersionNotFoundError,
+)
+from clapboard.backends.pg_schema import LAYOUT_VERSION
+from clapboard.backends.postgres import PostgresBackend, redact
+from tests.pg_support import pg_url, sql_rows  # noqa: F401  (pg_url is a fixture)
+
+pytestmark = pytest.mark.postgres
+P, EP = "show", 1
+PLAN: dict[str, Any] = {"sequences": {"SEQ_A": {"shots": [{"shot_id": "A1"},
+                                                         {"shot_id": "A2", "note": "雨 — é"}]}}}
+
+
+def bump(scene: Scene) -> None:
+    md = scene.scene_metadata
+    md["counter"] = md.get("counter", 0) + 1
+
+
+@pytest.fixture
+def pg(pg_url: str):  # type: ignore[no-untyped-def]  # noqa: F811
+    s = clapboard.open_store(pg_url, lock_timeout=5)
+    s.init_scenes_from_plan(P, EP, PLAN)
+    yield s
+    s.close()
+
+
+def counter(store: clapboard.Store) -> int:
+    return int(store.load_active(P, EP, "SEQ_A").scene_metadata.get("counter", 0))
+
+
+def test_schema_is_created_versioned_and_reopened(pg_url: str) -> None:  # noqa: F811
+    for _ in range(2):  # the second open finds the tables and changes nothing
+        clapboard.open_store(pg_url).close()
+    assert sql_rows(pg_url, "SELECT version FROM clapboard_schema") == [(LAYOUT_VERSION,)]
+
+
+def test_a_newer_layout_is_refused(pg_url: str) -> None:  # noqa: F811
+    clapboard.open_store(pg_url).close()
+    sql_rows(pg_url, "UPDATE clapboard_schema SET version = version + 1")
+    with pytest.raises(SchemaVersionError, match="newer clapboard"):
+        clapboard.open_store(pg_url)
+
+
+def test_unreachable_server_is_one_clear_error() -> None:
+    with pytest.raises(ClapboardError, match="cannot open PostgreSQL store"):
+        clapboard.open_store("postgresql://nobody:secret@127.0.0.1:1/none",
+                             connect_timeout=2)
+    assert redact("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
+
+
+def test_bodies_keep_exact_json_unknown_keys_and_non_ascii(pg: clapboard.Store,
+                                                           pg_url: str) -> None:  # noqa: F811
+    def enrich(scene: Scene) -> None:
+        scene.scene_metadata["title"] = "Ночь — 夜 🎬"
+        scene.scene_metadata["big"] = 2**62
+        scene.scene_metadata["ratio"] = 0.1
+
+    pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=enrich)
+    (body,), = sql_rows(pg_url, "SELECT body FROM clapboard_bodies")
+    doc = orjson.loads(str(body))
+    doc["future_field"] = {"kept": True}  # a newer writer's key, written behind our back
+    sql_rows(pg_url, "UPDATE clapboard_bodies SET body = %s",
+             (orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode(),))
+    pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    raw, _ = pg.load_raw(P, EP, "SEQ_A")
+    assert raw["future_field"] == {"kept": True}
+    assert raw["scene_metadata"]["title"] == "Ночь — 夜 🎬"
+    assert raw["scene_metadata"]["big"] == 2**62 and raw["scene_metadata"]["ratio"] == 0.1
+    assert raw["beats"][1]["beat_metadata"]["plan_shot"]["note"] == "雨 — é"
+
+
+def test_bad_rows_raise_the_filesystem_errors(pg: clapboard.Store,
+                                              pg_url: str) -> None:  # noqa: F811
+    sql_rows(pg_url, "UPDATE clapboard_bodies SET body = '{\"scene_id\": \"SEQ_A\"}'")
+    with pytest.raises(SchemaVersionError, match=r"ep_001_SEQ_A\.json"):
+        pg.load_active(P, EP, "SEQ_A")
+    sql_rows(pg_url, "UPDATE clapboard_bodies SET body = '{\"scene_id\": '")
+    with pytest.raises(CorruptFileError) as e:
+        pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    assert isinstance(e.value, ValueError) and "ep_001_SEQ_A.json" in str(e.value)
+    assert sql_rows(pg_url, "SELECT body FROM clapboard_bodies") == [('{"scene_id": ',)]
+    with pytest.raises(VersionNotFoundError):
+        pg.load_version(P, EP, "SEQ_A", 7)
+    with pytest.raises(SceneIdentityMismatchError):
+        pg.write_scene_candidate(P, EP, "SEQ_A", Scene(scene_id="SEQ_B"))
+
+
+def test_post_write_raising_commits_nothing(pg: clapboard.Store,
+                                            pg_url: str) -> None:  # noqa: F811
+    before = sql_rows(pg_url, "SELECT body FROM clapboard_bodies")
+    journal = pg.history(P, EP, "SEQ_A")
+
+    def hook(scene: Scene) -> None:
+        # Inside the transaction the write is there; it must vanish with the rollback.
+        assert scene.scene_metadata["counter"] == 1
+        raise RuntimeError("render farm unreachable")
+
+    with pytest.raises(RuntimeError, match="unreachable"):
+        pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump,
+                                    post_write=hook)
+    assert sql_rows(pg_url, "SELECT body FROM clapboard_bodies") == before
+    assert pg.history(P, EP, "SEQ_A") == journal
+    # A cold start rolled back leaves no batch at all.
+    with pytest.raises(RuntimeError):
+        pg.save_active_scene_status(P, EP, "NEW", expected_version=1, mutate=bump,
+                                    post_write=hook)
+    assert pg.list_batches(P, EP) == ["SEQ_A"]
+    assert sql_rows(pg_url, "SELECT count(*) FROM clapboard_batches WHERE batch_id = 'NEW'") \
+        == [(0,)]
+
+
+def test_lock_timeout_raises_lock_timeout_error(pg: clapboard.Store,
+                                                pg_url: str) -> None:  # noqa: F811
+    other = clapboard.open_store(pg_url, lock_timeout=0.3)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with pg.transaction(P, EP, "SEQ_A", "hold"):
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(5)
+        start = time.monotonic()
+        with pytest.raises(LockTimeoutError) as e:
+            other.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+        assert 0.25 < time.monotonic() - start < 3
+        assert isinstance(e.value, TimeoutError) and "SEQ_A" in str(e.value)
+        # Other batches are not blocked by that row lock.
+        other.save_active_scene_status(P, EP, "OTHER", expected_version=1, mutate=bump)
+    finally:
+        release.set()
+        t.join()
+        other.close()
+    assert counter(pg) == 0
+    pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    assert counter(pg) == 1
+
+
+def test_reentry_from_a_hook_is_refused_at_once(pg: clapboard.Store) -> None:
+    start = time.monotonic()
+    with pytest.raises(LockReentryError):
+        pg.save_active_scene_status(
+            P, EP, "SEQ_A", expected_version=1, mutate=bump,
+            post_write=lambda s: pg.save_active_scene_status(P, EP, "SEQ_A",
+                                                             expected_version=1, mutate=bump))
+    assert time.monotonic() - start < 2
+    assert counter(pg) == 0
+
+
+def test_threads_share_the_pool_without_lost_updates(pg_url: str) -> None:  # noqa: F811
+    store = clapboard.open_store(pg_url, lock_timeout=30, pool_size=3)
+    try:
+        def work() -> None:
+            for _ in range(15):
+                store.save_active_scene_status(P, EP, "SEQ_A", expected_version=None,
+                                               mutate=bump)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert counter(store) == 90
+        assert [r["seq"] for r in store.history(P, EP, "SEQ_A")] == list(range(1, 91))
+    finally:
+        store.close()
+
+
+def test_fsck_checks_rows(pg: clapboard.Store, pg_url: str) -> None:  # noqa: F811
+    pg.write_scene_candidate(P, EP, "SEQ_A", Scene(scene_id="SEQ_A"), note="empty")
+    assert pg.fsck().problems == []
+    assert pg.fsck(P, repair=True).clean
+    # A body edited by hand: its structure no longer matches the recorded fingerprint.
+    sql_rows(pg_url, "UPDATE clapboard_bodies SET body = replace(body, '\"A2\"', '\"AX\"') "
+                     "WHERE artifact = 'ep_001_SEQ_A.json'")
+    # A journal record edited by hand breaks its crc.
+    sql_rows(pg_url, "UPDATE clapboard_journal SET record = replace(record, 'candidate', "
+                     "'Candidate') WHERE seq = 2")
+    # A body nobody registers, and a body with another scene's id.
+    sql_rows(pg_url, "INSERT INTO clapboard_bodies SELECT project, episode, batch_id, "
+                     "'ep_001_SEQ_A.v009.json', replace(body, 'SEQ_A', 'SEQ_Z') "
+                     "FROM clapboard_bodies WHERE artifact = 'ep_001_SEQ_A.v002.json'")
+    kinds = {(p.kind, p.path.rsplit("/", 1)[-1]) for p in pg.fsck().problems}
+    assert ("fingerprint", "ep_001_SEQ_A.json") in kinds
+    assert ("corrupt-journal", "ep_001_SEQ_A.journal") in kinds
+    assert ("orphan-body", "ep_001_SEQ_A.v009.json") in kinds
+    assert ("identity", "ep_001_SEQ_A.v009.json") in kinds
+    report = pg.fsck(repair=True)
+    assert not report.clean and not any(p.repaired for p in report.problems)
+    assert pg.migrate() == []
+
+
+def test_backend_lists_only_real_batches(pg_url: str) -> None:  # noqa: F811
+    backend = PostgresBackend(pg_url)
+    try:
+        with backend.batch(P, "ep_002", "EMPTY", timeout=5):
+            pass  # the row lock alone (no body, no manifest) is not a batch
+        assert backend.list_projects() == [] and backend.list_batches(P, "ep_002") == []
+    finally:
+        backend.close()
+
+
+def test_watch_resumes_from_a_seq_without_gaps_or_repeats(pg_url: str) -> None:  # noqa: F811
+    writer = clapboard.open_store(pg_url, lock_timeout=30)
+    writer.init_scenes_from_plan(P, EP, {"sequences": {"S1": {"shots": [{"id": "x"}]},
+                                                       "S2": {"shots": [{"id": "y"}]}}})
+    total = 40
+
+    def write() -> None:
+        for i in range(total):
+            writer.save_active_scene_status(P, EP, f"S{i % 2 + 1}", expected_version=None,
+                                            mutate=bump)
+
+    seen: dict[tuple[str, str, str], list[int]] = {}
+    after: dict[tuple[str, str, str], int] = {}
+
+    def consume(limit: int) -> None:
+        # A fresh consumer each time, resuming from the positions saved by the last one.
+        watcher = PostgresBackend(pg_url)
+        try:
+            got = 0
+            deadline = time.monotonic() + 30
+            while got < limit and time.monotonic() < deadline:
+                for key, rec in watcher.journal_since(P, after):
+                    seen.setdefault(key, []).append(rec["seq"])
+                    after[key] = rec["seq"]
+                    got += 1
+                    if got >= limit:
+                        return
+                watcher.wait_for_change(1.0)
+        finally:
+            watcher.close()
+
+    t = threading.Thread(target=write)
+    t.start()
+    consume(17)
+    consume(15)
+    t.join()
+    consume(total + 2 - 32)
+    writer.close()
+    keys = [(P, "ep_001", "S1"), (P, "ep_001", "S2")]
+    assert sorted(seen) == keys
+    for key in keys:
+        assert seen[key] == list(range(1, total // 2 + 2))  # init + 20 saves, once each
+
+
+def test_wait_for_change_wakes_on_commit_not_on_rollback(pg: clapboard.Store,
+                                                         pg_url: str) -> None:  # noqa: F811
+    watcher = PostgresBackend(pg_url)
+    try:
+        list(watcher.journal_since(None, {}))  # starts listening
+        def refuse(scene: Scene) -> None:
+            raise RuntimeError("no")
+
+        with pytest.raises(RuntimeError):
+            pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump,
+                                        post_write=refuse)
+        start = time.monotonic()
+        watcher.wait_for_change(0.5)
+        assert time.monotonic() - start >= 0.45  # the rolled-back write sent nothing
+        threading.Timer(0.2, lambda: pg.save_active_scene_status(
+            P, EP, "SEQ_A", expected_version=1, mutate=bump)).start()
+        start = time.monotonic()
+        watcher.wait_for_change(10)
+        assert time.monotonic() - start < 5
+        assert [r["seq"] for _, r in watcher.journal_since(P, {(P, "ep_001", "SEQ_A"): 1})] \
+            == [2]
+    finally:
+        watcher.close()
