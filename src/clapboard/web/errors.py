@@ -11,7 +11,8 @@ SceneLockedError                       423     picture lock refuses the change
 other ConflictError, identity mismatch 409     structure / nothing-to-revert conflict
 SceneNotFoundError, VersionNotFound,   404     no such project / episode / scene /
 InvalidNameError                               version (a malformed name cannot exist)
-ValidationError                        422     bad input (field named in the message)
+ValidationError                        422     bad input (field named in the message);
+                                               404 when the field is a URL part (beat_id)
 LockTimeoutError, StoreReadOnlyError   503     busy or read-only; retry later
 anything else from clapboard           500     corrupt file, schema, rollback
 =====================================  ======  =====================================
@@ -50,8 +51,14 @@ _STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
 )
 
 
+#: ValidationError fields that name a resource in the URL: unknown there means 404.
+_URL_FIELDS = frozenset({"beat_id"})
+
+
 def status_for(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and a short machine-readable code for a clapboard error."""
+    if isinstance(exc, ValidationError) and exc.field in _URL_FIELDS:
+        return 404, "not_found"
     for cls, status, code in _STATUS:
         if isinstance(exc, cls):
             return status, code

@@ -88,11 +88,17 @@ def _take_view(project: str, media: MediaLibrary, beat: Beat, take: Take) -> Tak
     )
 
 
+def _fact(key: str, value: object) -> tuple[str, str]:
+    """``duration_s: 4`` → ``("duration", "4 s")``; other keys lose their underscores."""
+    if key.endswith("_s"):
+        return key[:-2].replace("_", " "), f"{value} s"
+    return key.replace("_", " "), str(value)
+
+
 def beat_view(project: str, media: MediaLibrary, index: int, beat: Beat) -> BeatView:
     shot = _plan_shot(beat)
     title = next((str(shot[k]) for k in TITLE_KEYS if shot.get(k)), "")
-    facts = [(k.replace("_s", " s").replace("_", " "), str(shot[k]))
-             for k in FACT_KEYS if shot.get(k) not in (None, "")]
+    facts = [_fact(k, shot[k]) for k in FACT_KEYS if shot.get(k) not in (None, "")]
     board = beat.board
     return BeatView(
         index=index, beat_id=beat.beat_id, title=title, facts=facts,
@@ -141,4 +147,13 @@ def scene_rows(store: Store, project: str, episode: str) -> list[SceneRow]:
 
 
 def diff_summary(diff: dict[str, Any]) -> str:
-    return summarize(diff)
+    """``1 beat added, 2 moved, 1 key changed`` (the CLI's one-liner, in plain English)."""
+    if diff["identical"]:
+        return summarize(diff)
+    parts = []
+    for key, noun, verb in (("added", "beat", "added"), ("removed", "beat", "removed"),
+                            ("moved", "beat", "moved"), ("changed", "key", "changed")):
+        n = len(diff[key])
+        if n:
+            parts.append(f"{n} {noun}{'' if n == 1 else 's'} {verb}")
+    return ", ".join(parts) or summarize(diff)
