@@ -44,6 +44,11 @@ class ClapboardError(Exception):
             self.hint = hint
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take other constructor arguments than ``args`` holds: rebuild from
+        # the attributes, so errors cross process boundaries (multiprocessing pools).
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
     def __str__(self) -> str:
         text = self.message
         if self.path is not None and str(self.path) not in text:
@@ -51,6 +56,14 @@ class ClapboardError(Exception):
         if self.hint:
             text = f"{text}; {self.hint}"
         return text
+
+
+def _rebuild(cls: type[ClapboardError], args: tuple[object, ...],
+             state: dict[str, object]) -> ClapboardError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class ValidationError(ClapboardError, ValueError):

@@ -212,7 +212,10 @@ def snapshot(root: Path) -> dict[str, bytes]:
             if f.endswith(".versions.lock") or is_temp(f):
                 continue
             p = Path(dirpath) / f
-            out[str(p.relative_to(root))] = p.read_bytes()
+            data = p.read_bytes()
+            if f.endswith(".jsonl") and not data:
+                continue  # a journal created but left without a record: no records = absent
+            out[str(p.relative_to(root))] = data
     return out
 
 

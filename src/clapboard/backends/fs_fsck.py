@@ -23,6 +23,7 @@ from clapboard.fingerprint import raw_fingerprint
 from clapboard.io import journal as jr
 from clapboard.io.atomic import atomic_write_bytes, durable_unlink
 from clapboard.io.lock import FileLock
+from clapboard.models import Scene
 from clapboard.paths import (
     TEMP_MARKER,
     flat_name,
@@ -148,8 +149,6 @@ def _check_body(path: Path, batch_id: str, problems: list[Problem]) -> None:
     if doc.get("scene_id") != batch_id:
         problems.append(Problem(str(path), "identity",
                                 f"scene_id {doc.get('scene_id')!r} != batch {batch_id!r}"))
-    from clapboard.models import Scene
-
     try:
         Scene.from_dict(doc)
     except ClapboardError as e:
@@ -167,8 +166,10 @@ def _check_manifest(path: Path, ep: str, batch_id: str, problems: list[Problem])
         problems.append(Problem(str(path), "identity",
                                 f"manifest batch_id {manifest.get('batch_id')!r} != {batch_id!r}"))
     versions = manifest.get("versions") or []
-    registered = {e.get("version") for e in versions if isinstance(e, dict)}
-    if manifest.get("active_version") not in registered:
+    registered = {e.get("version") for e in versions
+                  if isinstance(e, dict) and isinstance(e.get("version"), int)}
+    active = manifest.get("active_version")
+    if isinstance(active, bool) or not isinstance(active, int) or active not in registered:
         problems.append(Problem(str(path), "active-version",
                                 f"active_version {manifest.get('active_version')!r} is not "
                                 "registered"))
@@ -191,6 +192,10 @@ def _check_manifest(path: Path, ep: str, batch_id: str, problems: list[Problem])
             continue
         except ClapboardError:
             continue  # reported when the body itself is checked
+        try:
+            Scene.from_dict(doc)
+        except ClapboardError:
+            continue  # malformed: reported when the body itself is checked
         recorded = ent.get("fingerprint")
         if recorded and raw_fingerprint(doc) != recorded:
             problems.append(Problem(str(body), "fingerprint",

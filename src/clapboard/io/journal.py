@@ -195,8 +195,15 @@ class Journal:
                 # so the new record is not glued onto garbage.
                 os.ftruncate(fd, tail.valid_end)
             line = build(tail)
-            write_all(fd, line)
-            os.fsync(fd)
+            try:
+                write_all(fd, line)
+                os.fsync(fd)
+                if created:
+                    fsync_dir(self.path.parent)
+            except BaseException:
+                # The caller rolls its change back: the record must not survive it.
+                _cut(fd, tail.valid_end)
+                raise
             rec = orjson.loads(line)
             end = tail.valid_end + len(line)
             self._cache = (st.st_ino, end, Tail(rec["seq"], rec["crc"], end, end))
@@ -205,9 +212,20 @@ class Journal:
             raise
         finally:
             os.close(fd)
-        if created:
-            fsync_dir(self.path.parent)
         return dict(rec)
+
+
+def _cut(fd: int, size: int) -> None:
+    """Best effort: drop what a failed append wrote after ``size``.
+
+    Never trusted as durable (after a failed fsync the kernel's view of the file is
+    unknown): the store goes read-only, and readers ignore a damaged tail anyway.
+    """
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:
+        pass
 
 
 def append_line_locked(path: Path | str, obj: Any) -> None:
@@ -232,14 +250,19 @@ def append_line_locked(path: Path | str, obj: Any) -> None:
                     data = os.pread(fd, size - chunk_start, chunk_start)
                     nl = data.rfind(b"\n")
                     os.ftruncate(fd, chunk_start + nl + 1 if nl >= 0 else 0)
-            write_all(fd, line)
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                write_all(fd, line)
+                os.fsync(fd)
+                if created:
+                    fsync_dir(p.parent)
+            except BaseException:
+                _cut(fd, size)  # the caller sees an error: the line must not appear later
+                raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
-    if created:
-        fsync_dir(p.parent)
 
 
 def read_lines(path: Path | str) -> list[Any]:
