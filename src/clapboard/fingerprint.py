@@ -144,6 +144,15 @@ def structural_mutations(disk_dict: dict[str, Any], rebuild_dict: dict[str, Any]
     return mutations
 
 
+def _json_copy(doc: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON document: orjson round trip, else ``copy.deepcopy``."""
+    try:
+        out: dict[str, Any] = orjson.loads(orjson.dumps(doc, default=_json_default))
+        return out
+    except (orjson.JSONEncodeError, TypeError):
+        return copy.deepcopy(doc)
+
+
 def runner_overlay(
     disk_dict: dict[str, Any], runner_dict: dict[str, Any], *, allow_structural_enrichment: bool
 ) -> dict[str, Any]:
@@ -155,11 +164,14 @@ def runner_overlay(
     batch, structural keys absent on disk are enriched from the runner (builder-variant
     shot fields dropped). Call only after :func:`structural_mutations` found nothing.
     """
-    merged = copy.deepcopy(disk_dict)
+    # Both inputs are copied once, whole, at C speed (orjson), so the result shares
+    # nothing with either and the per-key copies below are unnecessary.
+    merged = _json_copy(disk_dict)
+    runner_dict = _json_copy(runner_dict)
     runner_beats = {b.get("beat_id"): b for b in (runner_dict.get("beats") or [])}
     for disk_beat in merged.get("beats") or []:
         runner_beat = runner_beats[disk_beat.get("beat_id")]
-        disk_beat["takes"] = copy.deepcopy(runner_beat.get("takes") or [])
+        disk_beat["takes"] = runner_beat.get("takes") or []
         disk_beat["primary_take_id"] = runner_beat.get("primary_take_id")
         disk_beat["phantom_recovery_count"] = runner_beat.get(
             "phantom_recovery_count", disk_beat.get("phantom_recovery_count", 0)
@@ -168,9 +180,9 @@ def runner_overlay(
         runner_md = runner_beat.get("beat_metadata") or {}
         for key in RUNNER_METADATA_KEYS:
             if key in runner_md:
-                disk_md[key] = copy.deepcopy(runner_md[key])
+                disk_md[key] = runner_md[key]
         if allow_structural_enrichment:
             for key in STRUCTURAL_BEAT_METADATA_KEYS:
                 if key not in disk_md and key in runner_md:
-                    disk_md[key] = _project_value(key, copy.deepcopy(runner_md[key]))
+                    disk_md[key] = _project_value(key, runner_md[key])
     return merged

@@ -78,6 +78,15 @@ def _str_list(name: str, value: object) -> None:
             raise ValidationError(f"{name}[{i}]", f"must be a string path, got {item!r}")
 
 
+def _paths_as_str(items: list[Any]) -> list[Any]:
+    """A new list of ``items`` with any ``os.PathLike`` written as its string."""
+    out = list(items)
+    for i, item in enumerate(out):
+        if type(item) is not str and isinstance(item, os.PathLike):
+            out[i] = os.fspath(item)
+    return out
+
+
 def _within(prefix: str, err: ValidationError) -> ValidationError:
     """Re-raise a nested model's error with the parent's path in front of its field."""
     return ValidationError(f"{prefix}.{err.field}" if err.field else prefix, err.problem)
@@ -91,12 +100,14 @@ def _split(cls_name: str, data: object, known: tuple[str, ...]) -> tuple[JsonDic
     return fields, extra
 
 
-def _fast_fields(cls_name: str, data: object, known: frozenset[str]) -> tuple[JsonDict, JsonDict]:
-    """Like :func:`_split`, but skips building ``extra`` when every key is known."""
-    if type(data) is not dict:
-        return _split(cls_name, data, tuple(known))
-    if known.issuperset(data):
-        return dict(data), {}
+def _fast_fields(cls_name: str, data: object,
+                 known: frozenset[str]) -> tuple[JsonDict, JsonDict]:
+    """Like :func:`_split`, but skips building ``extra`` when every key is known.
+
+    The first dict returned may be ``data`` itself: callers only read it.
+    """
+    if type(data) is dict and known.issuperset(data):
+        return data, {}
     return _split(cls_name, data, tuple(known))
 
 
@@ -168,8 +179,12 @@ class Take:
         if type(self.receipt) is not dict:
             _dict("receipt", self.receipt)
         v = self.outputs
-        if type(v) is not list or not all(type(o) is str for o in v):
+        if type(v) is not list:
             _str_list("outputs", v)
+        for o in v:
+            if type(o) is not str:
+                _str_list("outputs", v)
+                break
         v = self.error
         if v is not None and type(v) is not str:
             _opt_str("error", v)
@@ -179,19 +194,20 @@ class Take:
             _dict("extra", self.extra)
 
     def to_dict(self) -> JsonDict:
-        d: JsonDict = dict(self.extra)
-        d.update(
-            take_id=self.take_id, status=self.status, attempt=self.attempt,
-            created_at=self.created_at, started_at=self.started_at,
-            finished_at=self.finished_at, heartbeat_at=self.heartbeat_at,
-            provider=self.provider, receipt=self.receipt,
-            outputs=[os.fspath(o) if isinstance(o, os.PathLike) else o for o in self.outputs],
-            error=self.error, metadata=self.metadata,
-        )
+        d: JsonDict = {
+            "take_id": self.take_id, "status": self.status, "attempt": self.attempt,
+            "created_at": self.created_at, "started_at": self.started_at,
+            "finished_at": self.finished_at, "heartbeat_at": self.heartbeat_at,
+            "provider": self.provider, "receipt": self.receipt,
+            "outputs": _paths_as_str(self.outputs), "error": self.error,
+            "metadata": self.metadata,
+        }
+        if self.extra:
+            d = {**self.extra, **d}
         return d
 
     @classmethod
-    def from_dict(cls, data: object) -> Take:
+    def from_dict(cls, data: object, *, validate: bool = True) -> Take:
         if cls is not Take:
             fields, extra = _split("take", data, cls._FIELDS)
             if "take_id" not in fields:
@@ -200,15 +216,19 @@ class Take:
         fields, extra = _fast_fields("take", data, _TAKE_KNOWN)
         if "take_id" not in fields:
             raise ValidationError("take_id", "missing")
-        values = {**_TAKE_DEFAULTS, **fields, "extra": extra}
+        take: Take = object.__new__(cls)
+        values = take.__dict__  # filled in place: one dict per take, no intermediates
+        values.update(_TAKE_DEFAULTS)
+        values.update(fields)
+        values["extra"] = extra
         if "receipt" not in fields:
             values["receipt"] = {}
         if "outputs" not in fields:
             values["outputs"] = []
         if "metadata" not in fields:
             values["metadata"] = {}
-        take: Take = _new(cls, values)
-        take.validate()
+        if validate:
+            take.validate()
         return take
 
 
@@ -253,7 +273,7 @@ class Board:
         return d
 
     @classmethod
-    def from_dict(cls, data: object) -> Board:
+    def from_dict(cls, data: object, *, validate: bool = True) -> Board:
         if cls is not Board:
             fields, extra = _split("board", data, cls._FIELDS)
             return cls(**fields, extra=extra)
@@ -264,7 +284,8 @@ class Board:
         if "metadata" not in fields:
             values["metadata"] = {}
         board: Board = _new(cls, values)
-        board.validate()
+        if validate:
+            board.validate()
         return board
 
 
@@ -351,32 +372,34 @@ class Beat:
         return d
 
     @classmethod
-    def from_dict(cls, data: object) -> Beat:
+    def from_dict(cls, data: object, *, validate: bool = True) -> Beat:
         fields, extra = _fast_fields("beat", data, _BEAT_KNOWN)
         if "beat_id" not in fields:
             raise ValidationError("beat_id", "missing")
-        raw_takes = fields.pop("takes", [])
+        raw_takes = fields.get("takes", [])
         _list("takes", raw_takes)
         takes = []
         for i, t in enumerate(raw_takes):
             try:
-                takes.append(Take.from_dict(t))
+                takes.append(Take.from_dict(t, validate=validate))
             except ValidationError as e:
                 raise _within(f"takes[{i}]", e) from None
-        raw_board = fields.pop("board", None)
+        raw_board = fields.get("board")
         board = None
         if raw_board is not None:
             try:
-                board = Board.from_dict(raw_board)
+                board = Board.from_dict(raw_board, validate=validate)
             except ValidationError as e:
                 raise _within("board", e) from None
         if cls is not Beat:
-            return cls(**fields, takes=takes, board=board, extra=extra)
+            rest = {k: v for k, v in fields.items() if k not in ("takes", "board")}
+            return cls(**rest, takes=takes, board=board, extra=extra)
         values = {**_BEAT_DEFAULTS, **fields, "takes": takes, "board": board, "extra": extra}
         if "beat_metadata" not in fields:
             values["beat_metadata"] = {}
         beat: Beat = _new(cls, values)
-        beat.validate(deep=False)  # takes and board were validated as they were built
+        if validate:
+            beat.validate(deep=False)  # takes and board were validated as they were built
         return beat
 
 
@@ -444,25 +467,34 @@ class Scene:
         return d
 
     @classmethod
-    def from_dict(cls, data: object) -> Scene:
+    def from_dict(cls, data: object, *, validate: bool = True) -> Scene:
+        """Build a scene from its dict form, validating every field.
+
+        ``validate=False`` skips the field checks (the shape is still required: objects
+        where objects belong, ids present). Only for a caller that calls
+        :meth:`validate` itself before trusting or writing the result, as the status
+        writer does after the closure ran.
+        """
         fields, extra = _fast_fields("scene", data, _SCENE_KNOWN)
         if "scene_id" not in fields:
             raise ValidationError("scene_id", "missing")
-        raw_beats = fields.pop("beats", [])
+        raw_beats = fields.get("beats", [])
         _list("beats", raw_beats)
         beats = []
         for i, b in enumerate(raw_beats):
             try:
-                beats.append(Beat.from_dict(b))
+                beats.append(Beat.from_dict(b, validate=validate))
             except ValidationError as e:
                 raise _within(f"beats[{i}]", e) from None
         if cls is not Scene:
-            return cls(**fields, beats=beats, extra=extra)
+            rest = {k: v for k, v in fields.items() if k != "beats"}
+            return cls(**rest, beats=beats, extra=extra)
         values = {**_SCENE_DEFAULTS, **fields, "beats": beats, "extra": extra}
         if "scene_metadata" not in fields:
             values["scene_metadata"] = {}
         scene: Scene = _new(cls, values)
-        scene.validate(deep=False)  # beats were validated as they were built
+        if validate:
+            scene.validate(deep=False)  # beats were validated as they were built
         return scene
 
 

@@ -24,8 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
+from clapboard import codec
 from clapboard import versions as _versions
 from clapboard.backends.base import Backend, BatchTx, Doc, Report
 from clapboard.changes import changed_paths
@@ -77,17 +76,6 @@ def default_lock_timeout() -> float:
             raise ValidationError("CLAPBOARD_LOCK_TIMEOUT", f"must be >= 0, got {env!r}")
         return value
     return DEFAULT_LOCK_TIMEOUT
-
-
-def _fresh_copy(doc: Doc) -> Doc:
-    """An independent deep copy of a JSON document (orjson round trip: faster than deepcopy)."""
-    try:
-        result: Doc = orjson.loads(orjson.dumps(doc))
-        return result
-    except (orjson.JSONEncodeError, TypeError):
-        import copy
-
-        return copy.deepcopy(doc)
 
 
 class Store:
@@ -165,7 +153,8 @@ class Store:
                 batch_id, doc.get("scene_id"), what="scene body",
                 path=self.backend.locate(project, ep, batch_id, version, manifest))
         try:
-            return Scene.from_dict(doc)
+            with codec.gc_paused():
+                return Scene.from_dict(doc)
         except ValidationError as e:
             raise ValidationError(
                 e.field, f"{e.problem} (batch {batch_id} v{version})",
@@ -244,9 +233,9 @@ class Store:
             version = current if expected_version is None else expected_version
             if current != version:
                 raise SceneVersionConflictError(batch_id, version, current)
-            doc = tx.read_body(version, manifest)
+            got = tx.read_body_for_update(version, manifest)
             artifact = artifact_for(manifest, tx.episode, batch_id, version)
-            if doc is None:
+            if got is None:
                 if manifest is not None:
                     raise SceneNotFoundError(
                         f"registered body {artifact} of batch {batch_id} v{version} is missing",
@@ -262,17 +251,31 @@ class Store:
                 self._journal(tx, "create", version, who,
                               {"changes": changed_paths({}, new), "via": op})
                 return scene
-            scene = self._body_scene(_fresh_copy(doc), project, tx.episode, batch_id, version,
-                                     manifest)
-            before = structure_key(scene)
-            mutate(scene)
-            scene.validate()
+            # ``doc`` stays as on disk (for the diff); the scene is built from ``work``,
+            # an independent decode of the same bytes, so the closure cannot alias it.
+            doc, work = got
+            if work.get("scene_id") != batch_id:
+                self._body_scene(doc, project, tx.episode, batch_id, version, manifest)
+            # One validation pass, after the closure: every field is checked before the
+            # write either way. Should the closure or that pass fail, a stored body that
+            # is itself invalid is reported as such, naming its file (not as whatever
+            # the closure tripped over).
+            try:
+                with codec.gc_paused():
+                    scene = Scene.from_dict(work, validate=False)
+                    before = structure_key(scene)
+                mutate(scene)
+                scene.validate()
+            except Exception:
+                self._body_scene(doc, project, tx.episode, batch_id, version, manifest)
+                raise
             if structure_key(scene) != before:
                 raise SceneStructureImmutableError(
                     batch_id, version, structural_mutations(doc, scene.to_dict())
                 )
-            new = scene.to_dict()
-            changes = changed_paths(doc, new)
+            with codec.gc_paused():
+                new = scene.to_dict()
+                changes = changed_paths(doc, new)
             if changes:
                 tx.write_body(version, new, artifact)
             if post_write is not None:
@@ -328,7 +331,7 @@ class Store:
             if mutations:
                 raise SceneStructureImmutableError(batch_id, current, mutations)
             merged = runner_overlay(doc, runner, allow_structural_enrichment=manifest is None)
-            Scene.from_dict(_fresh_copy(merged))  # validate the merge before writing it
+            Scene.from_dict(merged)  # validate the merge before writing it (input unchanged)
             changes = changed_paths(doc, merged)
             if not changes:
                 return

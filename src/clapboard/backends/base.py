@@ -26,7 +26,21 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 Doc = dict[str, Any]
+
+
+def json_copy(doc: Doc) -> Doc:
+    """An independent deep copy of a JSON document (orjson round trip: faster than
+    ``copy.deepcopy``; falls back to it for values orjson refuses)."""
+    try:
+        result: Doc = orjson.loads(orjson.dumps(doc))
+        return result
+    except (orjson.JSONEncodeError, TypeError):
+        import copy
+
+        return copy.deepcopy(doc)
 
 
 @dataclass
@@ -76,6 +90,19 @@ class BatchTx(ABC):
 
         With ``manifest`` None only version 1 (the flat body) exists.
         """
+
+    def read_body_for_update(self, version: int,
+                             manifest: Doc | None) -> tuple[Doc, Doc] | None:
+        """The body twice, as two independent documents (None if absent).
+
+        The first stays pristine (what is on disk, for the change diff); the second
+        may be handed to code that mutates it. Backends that hold the raw text decode
+        it twice, which is cheaper than a deep copy.
+        """
+        doc = self.read_body(version, manifest)
+        if doc is None:
+            return None
+        return doc, json_copy(doc)
 
     @abstractmethod
     def write_body(self, version: int, doc: Doc, artifact: str) -> None:

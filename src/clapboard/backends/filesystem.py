@@ -113,7 +113,8 @@ class FilesystemBackend(Backend):
         data = _read(path)
         if data is None:
             return None
-        return data, codec.decode_scene(data, path)
+        with codec.gc_paused():
+            return data, codec.decode_scene(data, path)
 
     def read_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
         return self._load_manifest(project, episode, batch_id)
@@ -194,7 +195,7 @@ class FilesystemBackend(Backend):
               op: str = "") -> Iterator[BatchTx]:
         if self.read_only_reason:
             raise StoreReadOnlyError(
-                f"store {self.root} is read-only after a failed journal fsync: "
+                f"store {self.root} is read-only after a failed write: "
                 f"{self.read_only_reason}",
                 hint="reopen the store (a new process) after checking it with `clapboard fsck`",
             )
@@ -247,6 +248,18 @@ class FsBatchTx(BatchTx):
         self._seen[path] = got[0] if got is not None else None
         return got[1] if got is not None else None
 
+    def read_body_for_update(self, version: int,
+                             manifest: Doc | None) -> tuple[Doc, Doc] | None:
+        # One read; decoding the same bytes twice is cheaper than deep-copying a dict.
+        path = self.backend.body_path(self.project, self.episode, self.batch_id, version,
+                                      manifest)
+        data = _read(path)
+        self._seen[path] = data
+        if data is None:
+            return None
+        with codec.gc_paused():
+            return codec.decode_scene(data, path), codec.decode_scene(data, path)
+
     def artifact_exists(self, artifact: str) -> bool:
         return (self.dir / safe_basename(artifact)).exists()
 
@@ -288,6 +301,7 @@ class FsBatchTx(BatchTx):
     def rollback(self, cause: BaseException) -> None:
         """Restore every file this transaction replaced, newest first."""
         undo, self._undo = self._undo, []
+        failed: tuple[Path, OSError] | None = None
         for path, previous in reversed(undo):
             try:
                 if previous is None:
@@ -295,10 +309,15 @@ class FsBatchTx(BatchTx):
                 else:
                     atomic_write_bytes(path, previous)
             except OSError as e:
-                raise RollbackError(
-                    f"could not restore {path} after a failed write", cause=cause,
-                    rollback_cause=e, path=path,
-                ) from cause
+                failed = failed or (path, e)  # keep restoring the others
+        if failed is not None:
+            where, err = failed
+            # Record "needs recovery": no further writes until reopened and checked.
+            self.backend.read_only_reason = f"rollback of {where} failed ({err}); needs recovery"
+            raise RollbackError(
+                f"could not restore {where} after a failed write", cause=cause,
+                rollback_cause=err, path=where,
+            ) from cause
 
 
 __all__ = ["FilesystemBackend", "FsBatchTx"]

@@ -1,0 +1,139 @@
+"""Where the time of one status save goes.
+
+    python -m bench.profile_status [BEATS TAKES] [--reps N] [--cprofile]
+
+Two views of the same workload (flip one take's status, as a runner does per event):
+
+* phases: the steps of ``Store.save_active_scene_status`` driven one by one through
+  the same backend transaction, each timed (median over ``--reps`` saves). The steps
+  mirror store.py; the "end to end" line is the real method, for comparison;
+* ``--cprofile``: the real method under cProfile, top functions by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.run import BATCH, EPISODE, PROJECT, _flip, scene_dict
+
+
+def _setup(root: Path, beats: int, takes: int) -> Any:
+    import clapboard
+    from clapboard import codec
+    from clapboard.io.atomic import atomic_write_bytes
+
+    store = clapboard.open_store(root)
+    store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=None,
+                                   mutate=lambda s: None)
+    body = clapboard.Scene.from_dict(scene_dict(BATCH, beats, takes)).to_dict()
+    atomic_write_bytes(store.backend.body_path(PROJECT, "ep_001", BATCH, 1, None),
+                       codec.encode_scene(body))
+    return store
+
+
+def phases(store: Any, beats: int, takes: int, reps: int) -> dict[str, float]:
+    from clapboard import codec
+    from clapboard.changes import changed_paths
+    from clapboard.fingerprint import structure_key
+    from clapboard.models import Scene
+
+    names = ["lock", "read + decode twice", "hydrate (no checks) + structure key",
+             "closure + validate + structure key", "to_dict + change diff",
+             "encode + durable write", "journal append (fsync)", "unlock"]
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    clock = time.perf_counter
+    for n in range(reps):
+        marks = [clock()]
+        cm = store.transaction(PROJECT, EPISODE, BATCH, "status")
+        tx = cm.__enter__()
+        marks.append(clock())
+        manifest = tx.read_manifest()
+        doc, work = tx.read_body_for_update(1, manifest)
+        marks.append(clock())
+        with codec.gc_paused():
+            scene = Scene.from_dict(work, validate=False)
+            before = structure_key(scene)
+        marks.append(clock())
+        take = scene.beats[(n * 7) % beats].takes[(n * 3) % takes]
+        take.status = _flip(take.status)
+        scene.validate()
+        assert structure_key(scene) == before
+        marks.append(clock())
+        with codec.gc_paused():
+            new = scene.to_dict()
+            changes = changed_paths(doc, new)
+        marks.append(clock())
+        tx.write_body(1, new, f"ep_001_{BATCH}.json")
+        marks.append(clock())
+        store._journal(tx, "status", 1, "bench", {"changes": changes})
+        marks.append(clock())
+        cm.__exit__(None, None, None)
+        marks.append(clock())
+        for i, k in enumerate(names):
+            samples[k].append(marks[i + 1] - marks[i])
+    return {k: statistics.median(v) * 1e3 for k, v in samples.items()}
+
+
+def _saver(store: Any, beats: int, takes: int) -> Callable[[], None]:
+    state = {"n": 0}
+
+    def one() -> None:
+        state["n"] += 1
+        b, t = (state["n"] * 7) % beats, (state["n"] * 3) % takes
+
+        def mutate(s: Any) -> None:
+            s.beats[b].takes[t].status = _flip(s.beats[b].takes[t].status)
+
+        store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
+                                       mutate=mutate)
+
+    return one
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.profile_status")
+    ap.add_argument("beats", nargs="?", type=int, default=50)
+    ap.add_argument("takes", nargs="?", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--cprofile", action="store_true")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="clapboard-profile-") as tmp:
+        store = _setup(Path(tmp), args.beats, args.takes)
+        one = _saver(store, args.beats, args.takes)
+        for _ in range(10):
+            one()
+        ph = phases(store, args.beats, args.takes, args.reps)
+        e2e = []
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            one()
+            e2e.append(time.perf_counter() - t0)
+        size = store.backend.body_path(PROJECT, "ep_001", BATCH, 1, None).stat().st_size
+        print(f"status save, {args.beats} beats x {args.takes} takes ({size / 1024:.0f} KiB), "
+              f"median of {args.reps}:")
+        for k, v in ph.items():
+            print(f"  {k:<40}{v:8.3f} ms")
+        print(f"  {'sum of phases':<40}{sum(ph.values()):8.3f} ms")
+        print(f"  {'end to end (Store method)':<40}{statistics.median(e2e) * 1e3:8.3f} ms")
+        if args.cprofile:
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(args.reps):
+                one()
+            prof.disable()
+            pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(20)
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,806 @@
+"""clapboard benchmark: clapboard vs the seed vs SQLite vs the fsync floor, in one run.
+
+    python -m bench                 full run (a few minutes on 2 cores)
+    python -m bench --quick         < 60 s: fewer repetitions, same operations
+    python -m bench --tiny          seconds: proves the harness works (the smoke test)
+    python -m bench --json OUT      also write every number as JSON
+    python -m bench --pg URL        add the PostgreSQL rows (status save vs bare UPDATE)
+
+Every timing is the median of many calls; the four contenders of one operation run
+interleaved (round robin), so a noisy neighbour slows them alike. See
+docs/PERFORMANCE.md for the published table and how to read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDREF = ROOT.parent / "shared" / "seedref"
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+
+PROJECT = "bench"
+EPISODE = 1
+BATCH = "SCENE_001"
+
+# (label, beats, takes per beat)
+SIZES: list[tuple[str, int, int]] = [
+    ("10x3", 10, 3),
+    ("50x5", 50, 5),
+    ("200x10", 200, 10),
+]
+
+Doc = dict[str, Any]
+
+
+# -- realistic scenes ----------------------------------------------------------------------
+
+
+def _shot(i: int) -> Doc:
+    return {
+        "shot_id": f"SH{i:04d}",
+        "description": (
+            f"Shot {i}: the courier crosses the rain-slick market at dusk, lanterns "
+            "swinging overhead; she glances back once toward the bridge."
+        ),
+        "duration_s": 4.0 + (i % 5) * 0.5,
+        "camera": {
+            "lens_mm": 35 + (i % 4) * 15,
+            "move": ["dolly-in", "pan-left", "static", "crane-up"][i % 4],
+            "height_m": 1.6,
+            "angle": "eye-level",
+            "focus": {"subject": "courier", "pull": "slow", "t_stop": 2.8},
+        },
+        "characters": ["courier", "vendor"] if i % 2 else ["courier"],
+        "location": "night market, lower city",
+        "aspect_ratio": "2.39:1",
+        "prompt": "cinematic, anamorphic, volumetric haze, neon spill, shallow depth of field",
+    }
+
+
+def _take(beat: int, t: int) -> Doc:
+    # Only the fields the seed's stand-in Take model knows, so the seed can load it.
+    return {
+        "take_id": f"t{t + 1}",
+        "status": "succeeded" if t else "running",
+        "created_at": f"2025-06-01T12:{beat % 60:02d}:{t % 60:02d}+00:00",
+        "receipt": {
+            "provider": "veo-3",
+            "job_id": f"job-{beat:04d}-{t:02d}-9f3c2a7e51b04d8c",
+            "seed": 1000003 * (beat + 1) + t,
+            "cost_usd": 0.35,
+        },
+        "outputs": [
+            f"renders/ep_001/SCENE_001/SH{beat:04d}/take_{t + 1:02d}.mp4",
+        ],
+    }
+
+
+def scene_dict(scene_id: str, beats: int, takes: int) -> Doc:
+    """A scene body both clapboard and the seed's stand-in models can load."""
+    return {
+        "scene_id": scene_id,
+        "beats": [
+            {
+                "beat_id": f"SH{b:04d}",
+                "max_takes": takes,
+                "beat_metadata": {"scene_id": scene_id, "plan_shot": _shot(b),
+                                  "inputs_fingerprint": f"{b:08x}deadbeef"},
+                "takes": [_take(b, t) for t in range(takes)],
+                "primary_take_id": "t1",
+                "phantom_recovery_count": 0,
+                "board": {},
+            }
+            for b in range(beats)
+        ],
+        "scene_metadata": {"episode": "ep_001", "project": PROJECT, "counter": 0},
+        "locked": False,
+        "lock_reason": None,
+    }
+
+
+# -- timing --------------------------------------------------------------------------------
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e3
+
+
+def interleaved(fns: dict[str, Callable[[], object]], reps: int,
+                warmup: int = 3) -> dict[str, float]:
+    """Median ms per call of each function, calling them round robin."""
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    clock = time.perf_counter
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = clock()
+            fn()
+            samples[k].append(clock() - t0)
+    return {k: _median_ms(v) for k, v in samples.items()}
+
+
+# -- the contenders ------------------------------------------------------------------------
+
+
+def fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def floor_write(path: Path, data: bytes) -> None:
+    """The floor: the same bytes, durably (temp + write + fsync + rename + folder fsync)."""
+    tmp = path.with_name(path.name + ".floor-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    fsync_dir(path.parent)
+
+
+def floor_read(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class SqliteStore:
+    """A fair SQLite baseline: one row per batch, JSON body, WAL, synchronous=FULL.
+
+    Uses orjson for (de)serialisation, the same codec clapboard uses, so the
+    comparison is about storage, not about the JSON library.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS scenes (id TEXT PRIMARY KEY, body BLOB)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS versions (id TEXT, version INTEGER, "
+                        "body BLOB, PRIMARY KEY (id, version))")
+
+    def put(self, batch: str, doc: Doc) -> None:
+        self.db.execute("INSERT OR REPLACE INTO scenes VALUES (?, ?)", (batch, orjson.dumps(doc)))
+
+    def load(self, batch: str) -> Doc:
+        row = self.db.execute("SELECT body FROM scenes WHERE id = ?", (batch,)).fetchone()
+        doc: Doc = orjson.loads(row[0])
+        return doc
+
+    def read_modify_write(self, batch: str, mutate: Callable[[Doc], object]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT body FROM scenes WHERE id = ?", (batch,)).fetchone()
+            doc = orjson.loads(row[0])
+            mutate(doc)
+            db.execute("UPDATE scenes SET body = ? WHERE id = ?", (orjson.dumps(doc), batch))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def insert_version(self, batch: str, version: int, doc: Doc) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO versions VALUES (?, ?, ?)", (batch, version, orjson.dumps(doc)))
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def import_seed(seed_root: Path) -> Any:
+    os.environ["SEEDREF_ROOT"] = str(seed_root)
+    if str(SEEDREF) not in sys.path:
+        sys.path.insert(0, str(SEEDREF))
+    from recoil.pipeline.core import persistence
+
+    return persistence
+
+
+# -- per-size operations -------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    op: str
+    size: str
+    body_kib: float
+    ms: dict[str, float]
+    notes: str = ""
+
+
+def _flip(status: str) -> str:
+    return "succeeded" if status == "running" else "running"
+
+
+def bench_size(work: Path, label: str, beats: int, takes: int, reps: int) -> list[Row]:
+    import clapboard
+    from clapboard import codec
+
+    base = work / f"size-{label}"
+    base.mkdir(parents=True)
+    store = clapboard.open_store(base / "cb", lock_timeout=60)
+    seed = import_seed(base / "seed")
+    sq = SqliteStore(base / "sqlite.db")
+    floor_dir = base / "floor"
+    floor_dir.mkdir(parents=True)
+
+    doc = scene_dict(BATCH, beats, takes)
+    store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=None,
+                                   mutate=lambda s: None)
+    # Write the real body through the public runner writer (cold start writes it whole).
+    cb_scene = clapboard.Scene.from_dict(doc)
+    _reset_clapboard(store, cb_scene)
+    seed_scene = seed.Scene.from_dict(json.loads(json.dumps(doc)))
+    seed.save_scene(seed_scene, seed.scene_path(PROJECT, EPISODE, BATCH))
+    sq.put(BATCH, doc)
+
+    body_path = store.backend.body_path(PROJECT, "ep_001", BATCH, 1, None)
+    body_bytes = body_path.read_bytes()
+    kib = len(body_bytes) / 1024
+    floor_path = floor_dir / "body.json"
+    floor_write(floor_path, body_bytes)
+
+    rows: list[Row] = []
+    state = {"n": 0}
+
+    def pick() -> tuple[int, int]:
+        state["n"] += 1
+        n = state["n"]
+        return (n * 7) % beats, (n * 3) % takes
+
+    # status save: flip one take's status (the runner's per-event write)
+    def cb_status() -> None:
+        b, t = pick()
+
+        def mutate(s: clapboard.Scene) -> None:
+            take = s.beats[b].takes[t]
+            take.status = _flip(take.status)
+
+        store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
+                                       mutate=mutate)
+
+    def seed_status() -> None:
+        b, t = pick()
+
+        def mutate(s: Any) -> None:
+            take = s.beats[b].takes[t]
+            take.status = _flip(take.status)
+
+        seed.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
+                                      mutate=mutate)
+
+    def sq_status() -> None:
+        b, t = pick()
+
+        def mutate(d: Doc) -> None:
+            take = d["beats"][b]["takes"][t]
+            take["status"] = _flip(take["status"])
+
+        sq.read_modify_write(BATCH, mutate)
+
+    def floor() -> None:
+        floor_write(floor_path, body_bytes)
+
+    rows.append(Row("status save", label, kib, interleaved(
+        {"clapboard": cb_status, "seed": seed_status, "sqlite": sq_status, "floor": floor},
+        reps)))
+
+    # active-scene load
+    def cb_load() -> None:
+        store.load_active_with_version(PROJECT, EPISODE, BATCH)
+
+    def seed_load() -> None:
+        seed.load_scene_active_with_version(PROJECT, EPISODE, BATCH)
+
+    def sq_load() -> None:
+        sq.load(BATCH)
+
+    def floor_load() -> None:
+        floor_read(floor_path)
+
+    rows.append(Row("active-scene load", label, kib, interleaved(
+        {"clapboard": cb_load, "seed": seed_load, "sqlite": sq_load, "floor": floor_load},
+        reps), notes="clapboard/seed: models; sqlite: dict; floor: bytes"))
+
+    # runner save: the runner holds its scene and saves it after a take event
+    cb_runner, _ = store.load_active_with_version(PROJECT, EPISODE, BATCH)
+    seed_runner, _ = seed.load_scene_active_with_version(PROJECT, EPISODE, BATCH)
+
+    def cb_runner_save() -> None:
+        b, t = pick()
+        take = cb_runner.beats[b].takes[t]
+        take.status = _flip(take.status)
+        store.save_active_scene(PROJECT, EPISODE, BATCH, cb_runner, expected_version=1)
+
+    def seed_runner_save() -> None:
+        b, t = pick()
+        take = seed_runner.beats[b].takes[t]
+        take.status = _flip(take.status)
+        seed.save_active_scene(PROJECT, EPISODE, BATCH, seed_runner, expected_version=1)
+
+    rows.append(Row("runner save", label, kib, interleaved(
+        {"clapboard": cb_runner_save, "seed": seed_runner_save, "sqlite": sq_status,
+         "floor": floor}, reps)))
+
+    # candidate write: a re-derived structure becomes a new immutable version
+    cand_doc = scene_dict("CAND_001", beats, takes)
+    counter = {"v": 0}
+
+    def cb_candidate() -> None:
+        counter["v"] += 1
+        d = cand_doc
+        d["beats"][0]["beat_metadata"]["plan_shot"]["description"] = f"re-derived {counter['v']}"
+        store.write_scene_candidate(PROJECT, EPISODE, "CAND_001", clapboard.Scene.from_dict(d))
+
+    def sq_candidate() -> None:
+        counter["v"] += 1
+        sq.insert_version("CAND_001", counter["v"], cand_doc)
+
+    cand_bytes = codec.encode_scene(clapboard.Scene.from_dict(cand_doc).to_dict())
+    cand_floor = floor_dir / "cand.json"
+
+    def floor_cand() -> None:
+        floor_write(cand_floor, cand_bytes)
+
+    cand_reps = max(3, reps // 2)
+    rows.append(Row("candidate write", label, kib, interleaved(
+        {"clapboard": cb_candidate, "sqlite": sq_candidate, "floor": floor_cand},
+        cand_reps), notes="seedref has no SceneVersionStore: no seed number"))
+
+    store.close()
+    sq.close()
+    # keep the scratch store for inspection only when asked
+    return rows
+
+
+def _reset_clapboard(store: Any, scene: Any) -> None:
+    """Replace the (cold-start) body with ``scene`` through the status writer."""
+    from clapboard import codec
+
+    path = store.backend.body_path(PROJECT, "ep_001", BATCH, 1, None)
+    # The first status save above created an empty body; the runner overlay cannot add
+    # beats (structure), so lay the benchmark body down with the durable writer itself.
+    from clapboard.io.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, codec.encode_scene(scene.to_dict()))
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+def _cb_worker(root: str, n: int, start: Any, out: Any) -> None:
+    import clapboard
+
+    store = clapboard.open_store(root, lock_timeout=120)
+
+    def inc(s: Any) -> None:
+        s.scene_metadata["counter"] = s.scene_metadata.get("counter", 0) + 1
+
+    start.wait()
+    for _ in range(n):
+        store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1, mutate=inc)
+    out.put(time.perf_counter())
+
+
+def _seed_worker(root: str, n: int, start: Any, out: Any) -> None:
+    seed = import_seed(Path(root))
+
+    def inc(s: Any) -> None:
+        s.scene_metadata["counter"] = s.scene_metadata.get("counter", 0) + 1
+
+    start.wait()
+    for _ in range(n):
+        seed.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1, mutate=inc)
+    out.put(time.perf_counter())
+
+
+def _run_workers(target: Callable[..., None], root: Path, procs: int, n: int) -> float:
+    ctx = mp.get_context("fork")
+    start = ctx.Barrier(procs + 1)
+    out = ctx.Queue()
+    ps = [ctx.Process(target=target, args=(str(root), n, start, out)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    start.wait()
+    t0 = time.perf_counter()
+    ends = [out.get(timeout=600) for _ in ps]
+    for p in ps:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"worker exited with {p.exitcode}")
+    return max(ends) - t0
+
+
+def bench_concurrency(work: Path, procs: int, n: int, beats: int, takes: int) -> list[Doc]:
+    import clapboard
+    from clapboard import codec
+    from clapboard.io.atomic import atomic_write_bytes
+
+    results = []
+    doc = scene_dict(BATCH, beats, takes)
+    cb_root = work / "conc-cb"
+    store = clapboard.open_store(cb_root)
+    store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=None,
+                                   mutate=lambda s: None)
+    atomic_write_bytes(store.backend.body_path(PROJECT, "ep_001", BATCH, 1, None),
+                       codec.encode_scene(clapboard.Scene.from_dict(doc).to_dict()))
+    wall = _run_workers(_cb_worker, cb_root, procs, n)
+    final = store.load_active(PROJECT, EPISODE, BATCH).scene_metadata["counter"]
+    store.close()
+    results.append({"who": "clapboard", "procs": procs, "saves": procs * n, "wall_s": wall,
+                    "saves_per_s": procs * n / wall, "final_counter": final,
+                    "expected": procs * n, "lost_updates": procs * n - final})
+
+    seed_root = work / "conc-seed"
+    seed = import_seed(seed_root)
+    seed.save_scene(seed.Scene.from_dict(json.loads(json.dumps(doc))),
+                    seed.scene_path(PROJECT, EPISODE, BATCH))
+    wall = _run_workers(_seed_worker, seed_root, procs, n)
+    final = seed.load_scene_active(PROJECT, EPISODE, BATCH).scene_metadata["counter"]
+    results.append({"who": "seed", "procs": procs, "saves": procs * n, "wall_s": wall,
+                    "saves_per_s": procs * n / wall, "final_counter": final,
+                    "expected": procs * n, "lost_updates": procs * n - final})
+    os.environ["SEEDREF_ROOT"] = str(work / "seed-unused")
+    return results
+
+
+# -- scale ---------------------------------------------------------------------------------
+
+# Budgets (published in docs/PERFORMANCE.md): the largest size must finish within these.
+BUDGETS_S = {"list_batches": 0.1, "init_scenes_from_plan": 5.0, "fsck": 2.0}
+
+
+def _populate(root: Path, count: int) -> None:
+    """``count`` small, valid flat bodies (laid down without fsync: setup, not measured)."""
+    import clapboard
+    from clapboard import codec
+    from clapboard.paths import ProjectPaths
+
+    d = ProjectPaths.for_project(PROJECT, root).orchestration_scenes_dir
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        sid = f"B{i:06d}"
+        scene = clapboard.Scene.from_dict(scene_dict(sid, 2, 1))
+        (d / f"ep_001_{sid}.json").write_bytes(codec.encode_scene(scene.to_dict()))
+
+
+def _plan(n: int) -> Doc:
+    return {"sequences": {f"SEQ{i:05d}": {"shots": [_shot(j) for j in range(3)]}
+                          for i in range(n)}}
+
+
+@contextlib.contextmanager
+def _scratch(work: Path, name: str) -> Iterator[Path]:
+    p = work / name
+    try:
+        yield p
+    finally:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def bench_scale(work: Path, sizes: dict[str, tuple[int, int]], reps: int) -> list[Doc]:
+    """Each scale op at a small and a large size; cost per item should stay flat."""
+    import clapboard
+
+    out: list[Doc] = []
+    small, large = sizes["list_batches"]
+    times: dict[int, float] = {}
+    for n in (small, large):
+        with _scratch(work, f"ls-{n}") as root:
+            _populate(root, n)
+            store = clapboard.open_store(root)
+            samples = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                got = store.list_batches(PROJECT, EPISODE)
+                samples.append(time.perf_counter() - t0)
+            assert len(got) == n
+            times[n] = statistics.median(samples)
+    out.append(_scale_row("list_batches", "batches", small, large, times))
+
+    small, large = sizes["init_scenes_from_plan"]
+    times = {}
+    for n in (small, large):
+        with _scratch(work, f"init-{n}") as root:
+            store = clapboard.open_store(root)
+            plan = _plan(n)
+            t0 = time.perf_counter()
+            made = store.init_scenes_from_plan(PROJECT, EPISODE, plan)
+            times[n] = time.perf_counter() - t0
+            assert len(made) == n
+    out.append(_scale_row("init_scenes_from_plan", "sequences", small, large, times))
+
+    small, large = sizes["fsck"]
+    times = {}
+    for n in (small, large):
+        with _scratch(work, f"fsck-{n}") as root:
+            _populate(root, n)
+            store = clapboard.open_store(root)
+            samples = []
+            for _ in range(max(1, reps // 3)):
+                t0 = time.perf_counter()
+                report = store.fsck(PROJECT)
+                samples.append(time.perf_counter() - t0)
+            assert report.checked >= n and report.clean, report.to_dict()
+            times[n] = statistics.median(samples)
+    out.append(_scale_row("fsck", "files", small, large, times))
+    return out
+
+
+def _scale_row(op: str, unit: str, small: int, large: int, times: dict[int, float]) -> Doc:
+    per_small = times[small] / small
+    per_large = times[large] / large
+    growth = per_large / per_small if per_small else float("nan")
+    budget = BUDGETS_S[op] * large / 10_000 if op != "init_scenes_from_plan" else \
+        BUDGETS_S[op] * large / 1_000
+    return {"op": op, "unit": unit, "small": small, "large": large,
+            "small_s": times[small], "large_s": times[large],
+            "us_per_item_small": per_small * 1e6, "us_per_item_large": per_large * 1e6,
+            "per_item_growth": growth, "linear": growth < 2.0,
+            "budget_s": budget, "within_budget": times[large] <= budget}
+
+
+# -- PostgreSQL hook -----------------------------------------------------------------------
+
+
+def _status_saver(store: Any, batch: str, beats: int, takes: int) -> Callable[[], None]:
+    """A function that flips one take's status per call through the status writer."""
+    state = {"n": 0}
+
+    def status() -> None:
+        state["n"] += 1
+        b, t = (state["n"] * 7) % beats, (state["n"] * 3) % takes
+
+        def mutate(s: Any) -> None:
+            s.beats[b].takes[t].status = _flip(s.beats[b].takes[t].status)
+
+        store.save_active_scene_status(PROJECT, EPISODE, batch, expected_version=None,
+                                       mutate=mutate)
+
+    return status
+
+
+def bench_pg(url: str, work: Path, reps: int) -> list[Doc]:
+    """Status save through clapboard's PostgreSQL backend vs a bare single-row UPDATE.
+
+    Skipped (with a reason) until the PostgreSQL backend and psycopg are available.
+    """
+    try:
+        import psycopg
+    except ImportError as e:
+        return [{"skipped": f"psycopg not installed ({e})"}]
+    import clapboard
+
+    try:
+        store = clapboard.open_store(url, lock_timeout=60)
+    except Exception as e:  # the backend may not exist yet
+        return [{"skipped": f"PostgreSQL backend unavailable ({e})"}]
+    out: list[Doc] = []
+    try:
+        _pg_rows(psycopg, store, url, reps, out)
+    except Exception as e:  # a benchmark reports a broken server; it does not crash
+        out.append({"error": f"{type(e).__name__}: {e}"})
+    finally:
+        store.close()
+    return out
+
+
+def _pg_rows(psycopg: Any, store: Any, url: str, reps: int, out: list[Doc]) -> None:
+    import clapboard
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_bare (id int PRIMARY KEY, n int)")
+        conn.execute("INSERT INTO bench_bare VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+        for label, beats, takes in SIZES:
+            batch = f"PG_{label.replace('x', '_')}"
+            doc = scene_dict(batch, beats, takes)
+            store.write_scene_candidate(PROJECT, EPISODE, batch, clapboard.Scene.from_dict(doc))
+            status = _status_saver(store, batch, beats, takes)
+
+            def bare() -> None:
+                with conn.transaction():
+                    conn.execute("UPDATE bench_bare SET n = n + 1 WHERE id = 1")
+
+            ms = interleaved({"clapboard-pg": status, "bare UPDATE": bare}, reps)
+            out.append({"size": label, **ms, "ratio": ms["clapboard-pg"] / ms["bare UPDATE"]})
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def machine() -> Doc:
+    info: Doc = {"python": platform.python_version(), "platform": platform.platform(),
+                 "cpus": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        load = os.getloadavg()
+        info["loadavg"] = [round(x, 2) for x in load]
+    except OSError:
+        pass
+    return info
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def print_rows(rows: list[Row]) -> None:
+    head = (f"{'operation':<18}{'scene':<8}{'KiB':>7}{'clapboard':>11}{'seed':>10}"
+            f"{'sqlite':>10}{'floor':>9}{'cb/floor':>10}{'seed/cb':>9}{'sqlite/cb':>11}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        cb, seed, sq, fl = (r.ms.get(k) for k in ("clapboard", "seed", "sqlite", "floor"))
+        assert cb is not None
+        print(f"{r.op:<18}{r.size:<8}{r.body_kib:>7.0f}{_fmt(cb):>11}{_fmt(seed):>10}"
+              f"{_fmt(sq):>10}{_fmt(fl):>9}"
+              f"{(cb / fl if fl else 0):>9.2f}x"
+              f"{(seed / cb if seed else 0):>8.1f}x"
+              f"{(sq / cb if sq else 0):>10.2f}x")
+    print("(ms, median; cb/floor lower is better; seed/cb and sqlite/cb: how many times "
+          "faster clapboard is)")
+
+
+def check_targets(rows: list[Row], conc: list[Doc]) -> list[tuple[str, bool, str]]:
+    def ms(op: str, size: str) -> dict[str, float]:
+        return next(r.ms for r in rows if r.op == op and r.size == size)
+
+    out: list[tuple[str, bool, str]] = []
+    sizes = {r.size for r in rows}
+    if "50x5" in sizes:
+        m = ms("status save", "50x5")
+        out.append(("status save <= 1.5x floor at 200 KiB", m["clapboard"] <= 1.5 * m["floor"],
+                    f"{m['clapboard'] / m['floor']:.2f}x"))
+    if "200x10" in sizes:
+        m = ms("status save", "200x10")
+        out.append(("status save <= 2x floor at 1.4 MiB", m["clapboard"] <= 2 * m["floor"],
+                    f"{m['clapboard'] / m['floor']:.2f}x"))
+        m = ms("active-scene load", "200x10")
+        out.append(("active-scene load >= 4x faster than seed at 1.4 MiB",
+                    m["seed"] >= 4 * m["clapboard"], f"{m['seed'] / m['clapboard']:.1f}x"))
+    for label in sorted(sizes, key=lambda s: next((x[1] for x in SIZES if x[0] == s), 0)):
+        m = ms("status save", label)
+        out.append((f"status save faster than SQLite at {label}", m["clapboard"] < m["sqlite"],
+                    f"{m['clapboard']:.3f} vs {m['sqlite']:.3f} ms"))
+    for c in conc:
+        if c["who"] == "clapboard":
+            out.append((f"{c['procs']} writers >= 600 saves/s, no lost update",
+                        c["saves_per_s"] >= 600 and c["lost_updates"] == 0,
+                        f"{c['saves_per_s']:.0f}/s, counter {c['final_counter']}/"
+                        f"{c['expected']}"))
+    return out
+
+
+@dataclass
+class Mode:
+    name: str
+    reps: dict[str, int]
+    conc_n: int
+    conc_procs: int
+    conc_size: tuple[int, int]
+    scale: dict[str, tuple[int, int]]
+    scale_reps: int
+    sizes: list[tuple[str, int, int]] = field(default_factory=lambda: list(SIZES))
+
+
+MODES = {
+    "full": Mode("full", {"10x3": 400, "50x5": 200, "200x10": 60}, 150, 8, (50, 5),
+                 {"list_batches": (1_000, 10_000), "init_scenes_from_plan": (100, 1_000),
+                  "fsck": (1_000, 10_000)}, 9),
+    "quick": Mode("quick", {"10x3": 100, "50x5": 60, "200x10": 15}, 40, 8, (50, 5),
+                  {"list_batches": (1_000, 10_000), "init_scenes_from_plan": (100, 1_000),
+                   "fsck": (1_000, 10_000)}, 3),
+    "tiny": Mode("tiny", {"2x2": 3, "10x3": 3}, 3, 2, (4, 2),
+                 {"list_batches": (10, 100), "init_scenes_from_plan": (5, 20),
+                  "fsck": (10, 100)}, 1, sizes=[("2x2", 2, 2), ("10x3", 10, 3)]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="fewer repetitions (< 60 s)")
+    g.add_argument("--tiny", action="store_true", help="smoke mode: proves the harness works")
+    ap.add_argument("--json", metavar="OUT", help="write every number as JSON to OUT")
+    ap.add_argument("--pg", metavar="URL", help="add the PostgreSQL rows (status save vs "
+                    "a bare single-row UPDATE commit on the same server)")
+    ap.add_argument("--dir", metavar="DIR", help="scratch folder (default: a temp dir; "
+                    "must be on the disk you want to measure)")
+    ap.add_argument("--only", choices=["ops", "concurrency", "scale"], action="append",
+                    help="run only these parts (repeatable)")
+    args = ap.parse_args(argv)
+    mode = MODES["quick" if args.quick else "tiny" if args.tiny else "full"]
+    parts = set(args.only or ["ops", "concurrency", "scale"])
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="clapboard-bench-", dir=args.dir))
+    os.environ.setdefault("CLAPBOARD_ACTOR", "bench@localhost")
+    result: Doc = {"mode": mode.name, "machine": machine(), "scratch": str(work)}
+    try:
+        print(f"clapboard bench ({mode.name}) in {work}")
+        print("machine:", json.dumps(result["machine"]))
+        rows: list[Row] = []
+        if "ops" in parts:
+            for label, beats, takes in mode.sizes:
+                rows.extend(bench_size(work, label, beats, takes, mode.reps[label]))
+            print()
+            print_rows(rows)
+        conc: list[Doc] = []
+        if "concurrency" in parts:
+            b, t = mode.conc_size
+            conc = bench_concurrency(work, mode.conc_procs, mode.conc_n, b, t)
+            print()
+            for c in conc:
+                print(f"{c['procs']} concurrent writers, one {b}x{t} batch, {c['who']:<9}: "
+                      f"{c['saves_per_s']:7.0f} saves/s total, final counter "
+                      f"{c['final_counter']} of {c['expected']} "
+                      f"({'no lost update' if c['lost_updates'] == 0 else 'LOST UPDATES'})")
+        scale: list[Doc] = []
+        if "scale" in parts:
+            scale = bench_scale(work, mode.scale, mode.scale_reps)
+            print()
+            for s in scale:
+                print(f"{s['op']:<22} {s['small']:>6} {s['unit']}: {s['small_s'] * 1e3:9.1f} ms"
+                      f" | {s['large']:>6}: {s['large_s'] * 1e3:9.1f} ms "
+                      f"(budget {s['budget_s'] * 1e3:.0f} ms: "
+                      f"{'ok' if s['within_budget'] else 'OVER'}) | per item "
+                      f"{s['us_per_item_small']:.1f} -> {s['us_per_item_large']:.1f} us "
+                      f"({'linear' if s['linear'] else 'SUPERLINEAR'})")
+        pg: list[Doc] = []
+        if args.pg:
+            pg = bench_pg(args.pg, work, max(5, mode.reps.get("50x5", 5)))
+            print()
+            for p in pg:
+                print("postgresql:", json.dumps(p))
+        targets = check_targets(rows, conc) if rows else []
+        if targets and mode.name != "tiny":
+            print()
+            print("targets (issue 6):")
+            for name, ok, got in targets:
+                print(f"  [{'met' if ok else 'MISSED'}] {name}: {got}")
+        result.update(rows=[r.__dict__ for r in rows], concurrency=conc, scale=scale, pg=pg,
+                      targets=[{"target": n, "met": ok, "measured": g} for n, ok, g in targets],
+                      elapsed_s=time.perf_counter() - started)
+        print(f"\nelapsed {result['elapsed_s']:.1f} s")
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

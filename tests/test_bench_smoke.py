@@ -1,0 +1,56 @@
+"""The benchmark harness runs end to end (tiny mode). No timing is asserted here:
+speed is reported by ``python -m bench`` and published in docs/PERFORMANCE.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPS = {"status save", "active-scene load", "runner save", "candidate write"}
+
+
+def test_bench_tiny_mode_runs_every_part(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--json", str(out), "--dir", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    result = json.loads(out.read_text())
+
+    # every operation at every tiny size, with every contender that applies
+    rows = result["rows"]
+    assert {r["op"] for r in rows} == OPS
+    for r in rows:
+        assert r["ms"]["clapboard"] > 0 and r["ms"]["floor"] > 0
+        assert r["ms"]["sqlite"] > 0
+        if r["op"] != "candidate write":  # the seed reference has no version store
+            assert r["ms"]["seed"] > 0
+
+    # concurrent writers: both stores end at the exact counter (no lost update)
+    conc = {c["who"]: c for c in result["concurrency"]}
+    assert set(conc) == {"clapboard", "seed"}
+    for c in conc.values():
+        assert c["final_counter"] == c["expected"] and c["lost_updates"] == 0
+
+    # scale rows at two sizes each, with a budget and a growth figure
+    scale = {s["op"]: s for s in result["scale"]}
+    assert set(scale) == {"list_batches", "init_scenes_from_plan", "fsck"}
+    for s in scale.values():
+        assert s["large"] > s["small"] and s["budget_s"] > 0 and s["per_item_growth"] > 0
+
+    # the scratch folder is cleaned up, and the table was printed
+    assert not Path(result["scratch"]).exists()
+    assert "status save" in proc.stdout and "cb/floor" in proc.stdout
+
+
+def test_bench_pg_hook_is_skipped_cleanly_without_a_server(tmp_path: Path) -> None:
+    from bench.run import bench_pg
+
+    got = bench_pg("postgresql://nobody@127.0.0.1:1/none", tmp_path, 1)
+    assert got and "skipped" in got[0]

@@ -1,0 +1,193 @@
+"""Guarantees the hot-path optimisations (issue 6) must not weaken.
+
+The status writer decodes the body twice instead of deep-copying it, builds the working
+scene without checks and validates once after the closure; models are built without
+their dataclass ``__init__``; the runner overlay copies through orjson; large document
+builds pause the garbage collector. Each test pins what that must not change.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import clapboard
+from clapboard import Beat, Board, Scene, Take, codec
+from clapboard.errors import ValidationError
+from clapboard.fingerprint import runner_overlay
+
+P, EP, B = "proj", 1, "SCENE_1"
+
+
+def _scene() -> Scene:
+    return Scene(scene_id=B, beats=[
+        Beat(beat_id="b1", beat_metadata={"scene_id": B, "plan_shot": {"camera": {"lens": 35}}},
+             takes=[Take(take_id="t1", status="running", receipt={"job": {"id": "j1"}},
+                         outputs=["a.mp4"])]),
+        Beat(beat_id="b2", takes=[Take(take_id="t1")]),
+    ], scene_metadata={"counter": 0, "nested": {"k": [1, 2]}})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = clapboard.open_store(tmp_path / "store", lock_timeout=10)
+    s.write_scene_candidate(P, EP, B, _scene())
+    yield s
+    s.close()
+
+
+def _body_path(s: Any) -> Path:
+    return Path(s.backend.body_path(P, "ep_001", B, 1, s.manifest(P, EP, B)))
+
+
+def test_in_place_nested_mutation_is_written_and_journaled(store: Any) -> None:
+    def mutate(sc: Scene) -> None:
+        sc.scene_metadata["nested"]["k"].append(3)  # in place, two levels down
+        sc.beats[0].takes[0].receipt["job"]["id"] = "j2"
+
+    store.save_active_scene_status(P, EP, B, expected_version=1, mutate=mutate)
+    got = store.load_active(P, EP, B)
+    assert got.scene_metadata["nested"]["k"] == [1, 2, 3]
+    assert got.beats[0].takes[0].receipt["job"]["id"] == "j2"
+    changes = store.history(P, EP, B)[-1]["detail"]["changes"]
+    by_path = {c["path"]: c for c in changes}
+    assert by_path["scene_metadata.nested.k"]["old"] == [1, 2]
+    assert by_path["scene_metadata.nested.k"]["new"] == [1, 2, 3]
+    assert by_path["beats[b1].takes[t1].receipt.job.id"] == {
+        "path": "beats[b1].takes[t1].receipt.job.id", "old": "j1", "new": "j2"}
+
+
+def test_invalid_stored_body_is_reported_with_its_file_and_kept(store: Any) -> None:
+    path = _body_path(store)
+    doc = orjson.loads(path.read_bytes())
+    doc["beats"][0]["takes"][0]["status"] = "bogus"
+    doc["beats"][0]["takes"][0]["receipt"] = ["not", "a", "dict"]
+    bad = orjson.dumps(doc)
+    path.write_bytes(bad)
+    journal_before = store.history(P, EP, B)
+
+    def mutate(sc: Scene) -> None:  # trips over the bad value before validation runs
+        sc.beats[0].takes[0].receipt["seen"] = True
+
+    with pytest.raises(ValidationError) as e:
+        store.save_active_scene_status(P, EP, B, expected_version=1, mutate=mutate)
+    assert e.value.path == path and "takes[0]" in e.value.field
+    with pytest.raises(ValidationError):  # a closure that touches nothing: same answer
+        store.save_active_scene_status(P, EP, B, expected_version=1, mutate=lambda sc: None)
+    assert path.read_bytes() == bad
+    assert store.history(P, EP, B) == journal_before
+
+
+def test_closure_error_on_a_valid_body_propagates_and_writes_nothing(store: Any) -> None:
+    path = _body_path(store)
+    before = path.read_bytes()
+
+    class Boom(Exception):
+        pass
+
+    def mutate(sc: Scene) -> None:
+        sc.scene_metadata["counter"] = 99
+        raise Boom
+
+    with pytest.raises(Boom):
+        store.save_active_scene_status(P, EP, B, expected_version=1, mutate=mutate)
+    assert path.read_bytes() == before
+
+
+def test_closure_making_the_scene_invalid_is_refused(store: Any) -> None:
+    path = _body_path(store)
+    before = path.read_bytes()
+
+    def mutate(sc: Scene) -> None:
+        sc.beats[1].takes[0].status = "nonsense"
+
+    with pytest.raises(ValidationError) as e:
+        store.save_active_scene_status(P, EP, B, expected_version=1, mutate=mutate)
+    assert "status" in e.value.field
+    assert path.read_bytes() == before
+
+
+def test_read_body_for_update_gives_two_independent_documents(store: Any) -> None:
+    with store.transaction(P, EP, B) as tx:
+        got = tx.read_body_for_update(1, tx.read_manifest())
+    assert got is not None
+    a, b = got
+    assert a == b
+    b["scene_metadata"]["nested"]["k"].append(9)
+    assert a["scene_metadata"]["nested"]["k"] == [1, 2]
+
+
+def test_runner_overlay_shares_nothing_with_its_inputs() -> None:
+    disk = _scene().to_dict()
+    runner = _scene().to_dict()
+    runner["beats"][0]["takes"][0]["status"] = "succeeded"
+    disk_copy, runner_copy = copy.deepcopy(disk), copy.deepcopy(runner)
+    merged = runner_overlay(disk, runner, allow_structural_enrichment=True)
+    merged["beats"][0]["takes"][0]["receipt"]["job"]["id"] = "changed"
+    merged["beats"][0]["beat_metadata"]["plan_shot"]["camera"]["lens"] = 85
+    assert disk == disk_copy and runner == runner_copy
+    assert merged["beats"][0]["takes"][0]["status"] == "succeeded"
+
+
+def test_from_dict_fast_path_matches_construction_and_leaves_input_alone() -> None:
+    scene = _scene()
+    d = scene.to_dict()
+    d["beats"][0]["takes"][0]["future_field"] = {"x": 1}
+    d["beats"][0]["board"] = {**Board(status="approved", frames=["f.png"]).to_dict(),
+                              "later": 1}
+    d["extra_top"] = [1]
+    before = copy.deepcopy(d)
+    built = Scene.from_dict(d)
+    assert d == before
+    assert built.to_dict() == d
+    assert Scene.from_dict(built.to_dict()) == built
+    unchecked = Scene.from_dict(d, validate=False)
+    assert unchecked == built
+    # mutable defaults are fresh per instance
+    t1, t2 = Take.from_dict({"take_id": "a"}), Take.from_dict({"take_id": "b"})
+    t1.receipt["x"] = 1
+    t1.outputs.append("o")
+    assert t2.receipt == {} and t2.outputs == []
+
+
+@pytest.mark.parametrize("field,value", [
+    ("status", "bogus"), ("attempt", True), ("attempt", -1), ("created_at", "yesterday"),
+    ("provider", 3), ("receipt", []), ("outputs", "a.mp4"), ("outputs", [1]),
+    ("error", 2), ("metadata", None), ("take_id", ""),
+])
+def test_invalid_take_rejected_by_both_paths(field: str, value: Any) -> None:
+    d = {"take_id": "t", field: value}
+    with pytest.raises(ValidationError) as e1:
+        Take.from_dict(d)
+    assert e1.value.field.startswith(field)
+    loose = Take.from_dict(d, validate=False)
+    with pytest.raises(ValidationError) as e2:
+        loose.validate()
+    assert e2.value.field == e1.value.field
+
+
+def test_path_outputs_are_written_as_strings() -> None:
+    t = Take(take_id="t", outputs=[Path("renders/a.mp4"), "b.mp4"])
+    assert t.to_dict()["outputs"] == ["renders/a.mp4", "b.mp4"]
+
+
+def test_gc_paused_restores_the_collector() -> None:
+    assert gc.isenabled()
+    with codec.gc_paused():
+        assert not gc.isenabled()
+        with codec.gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with codec.gc_paused():
+            pass
+        assert not gc.isenabled()  # it did not disable it, so it does not enable it
+    finally:
+        gc.enable()
