@@ -495,3 +495,15 @@ def test_fsck_clean_after_a_session(seeded: Store) -> None:
     seeded.lock_scene(P, EP, "SEQ_A", "r")
     report = seeded.fsck()
     assert report.problems == [] and report.clean
+
+
+@pytest.mark.parametrize("action", [
+    lambda s: s.lock_scene(P, EP, "GHOST", "review"),
+    lambda s: s.unlock_scene(P, EP, "GHOST"),
+    lambda s: s.decide_board(P, EP, "GHOST", "b", "approved"),
+    lambda s: s.set_primary_take(P, EP, "GHOST", "b", None),
+])
+def test_operator_actions_never_create_a_scene(store: Store, action: Any) -> None:
+    with pytest.raises(SceneNotFoundError):
+        action(store)
+    assert store.list_batches(P, EP) == []

@@ -89,6 +89,7 @@ def recover_stale_takes(store: Store, project: str, episode: object, *, older_th
                 found.append((beat_id, take_id))
 
         store.save_active_scene_status(project, episode, batch_id, expected_version=None,
-                                       mutate=mutate, actor=actor, op="recover-stale")
+                                       mutate=mutate, actor=actor, op="recover-stale",
+                                       create_missing=False)
         recovered.extend((batch_id, b, t) for b, t in found)
     return recovered

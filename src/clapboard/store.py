@@ -201,6 +201,30 @@ class Store:
         _, ep = self._names(project, episode, batch_id)
         return self.backend.read_journal(project, ep, batch_id)
 
+    # -- the common start of every writer --------------------------------------------------
+
+    @staticmethod
+    def _locked_active(tx: BatchTx, expected_version: int | None) -> tuple[Doc | None, int, str]:
+        """Under the lock: (manifest, the version to write, its artifact), refusing with
+        ``SceneVersionConflictError`` when ``expected_version`` is no longer active."""
+        manifest = tx.read_manifest()
+        current = active_of(manifest)
+        version = current if expected_version is None else expected_version
+        if current != version:
+            raise SceneVersionConflictError(tx.batch_id, version, current)
+        return manifest, version, artifact_for(manifest, tx.episode, tx.batch_id, version)
+
+    def _missing(self, tx: BatchTx, manifest: Doc | None, version: int,
+                 artifact: str) -> SceneNotFoundError:
+        where = self.backend.locate(tx.project, tx.episode, tx.batch_id, version, manifest)
+        if manifest is None:
+            return SceneNotFoundError(
+                f"no scene for batch {tx.batch_id} ({tx.episode} of project {tx.project})",
+                path=where, hint="check the names with `clapboard ls`")
+        return SceneNotFoundError(
+            f"registered body {artifact} of batch {tx.batch_id} v{version} is missing",
+            path=where, hint="restore it from a backup or conform to another version")
+
     # -- Writer 2: the status writer -----------------------------------------------------
 
     def save_active_scene_status(
@@ -214,6 +238,7 @@ class Store:
         post_write: PostWrite | None = None,
         actor: str | None = None,
         op: str = "status",
+        create_missing: bool = True,
     ) -> Scene:
         """Apply ``mutate`` to a fresh load of the active body under the batch lock.
 
@@ -223,24 +248,18 @@ class Store:
         ``post_write`` runs after the body write, still under the lock; if it raises,
         the previous bytes are restored before the exception escapes. A closure that
         changes nothing writes nothing. ``expected_version=None`` means "whatever is
-        active under the lock" (for operations that need no load first).
+        active under the lock" (for operations that need no load first);
+        ``create_missing=False`` refuses the cold start with ``SceneNotFoundError``
+        (operator actions on a scene that does not exist).
         Returns the scene as written.
         """
         who = resolve_actor(actor)
         with self.transaction(project, episode, batch_id, op) as tx:
-            manifest = tx.read_manifest()
-            current = active_of(manifest)
-            version = current if expected_version is None else expected_version
-            if current != version:
-                raise SceneVersionConflictError(batch_id, version, current)
+            manifest, version, artifact = self._locked_active(tx, expected_version)
             got = tx.read_body_for_update(version, manifest)
-            artifact = artifact_for(manifest, tx.episode, batch_id, version)
             if got is None:
-                if manifest is not None:
-                    raise SceneNotFoundError(
-                        f"registered body {artifact} of batch {batch_id} v{version} is missing",
-                        hint="restore it from a backup or conform to another version",
-                    )
+                if manifest is not None or not create_missing:
+                    raise self._missing(tx, manifest, version, artifact)
                 scene = Scene(scene_id=batch_id)
                 mutate(scene)
                 scene.validate()
@@ -308,17 +327,11 @@ class Store:
         scene.validate()
         runner = scene.to_dict()
         with self.transaction(project, episode, batch_id, "runner") as tx:
-            manifest = tx.read_manifest()
-            current = active_of(manifest)
-            if current != expected_version:
-                raise SceneVersionConflictError(batch_id, expected_version, current)
+            manifest, current, artifact = self._locked_active(tx, expected_version)
             doc = tx.read_body(current, manifest)
-            artifact = artifact_for(manifest, tx.episode, batch_id, current)
             if doc is None:
                 if manifest is not None:
-                    raise SceneNotFoundError(
-                        f"registered body {artifact} of batch {batch_id} v{current} is missing"
-                    )
+                    raise self._missing(tx, manifest, current, artifact)
                 if scene.scene_id != batch_id:
                     raise SceneIdentityMismatchError(batch_id, scene.scene_id, what="runner scene")
                 tx.write_body(current, runner, artifact)
@@ -380,6 +393,7 @@ class Store:
         return self.save_active_scene_status(
             project, ep, sid, expected_version=None,
             mutate=lambda s: restamp_max_takes(s, max_takes), actor=who, op="restamp",
+            create_missing=False,
         )
 
     def _create_or_restamp(self, project: str, ep: str, scene: Scene, max_takes: int,
@@ -470,7 +484,7 @@ class Store:
 
         return self.save_active_scene_status(project, episode, batch_id,
                                              expected_version=expected_version, mutate=mutate,
-                                             actor=actor, op="primary")
+                                             actor=actor, op="primary", create_missing=False)
 
     def decide_board(self, project: str, episode: object, batch_id: str, beat_id: str,
                      status: str, *, note: str | None = None,
@@ -497,7 +511,7 @@ class Store:
 
         return self.save_active_scene_status(project, episode, batch_id,
                                              expected_version=expected_version, mutate=mutate,
-                                             actor=who, op="board")
+                                             actor=who, op="board", create_missing=False)
 
     # -- whole-store -----------------------------------------------------------------------
 

@@ -227,4 +227,5 @@ def set_lock(store: Store, project: str, episode: object, batch_id: str, locked:
     return store.save_active_scene_status(project, episode, batch_id,
                                           expected_version=expected_version,
                                           mutate=mutate, actor=who,
-                                          op="lock" if locked else "unlock")
+                                          op="lock" if locked else "unlock",
+                                          create_missing=False)

@@ -311,7 +311,7 @@ def apply_import(store: Store, plan: ImportPlan, *, actor: str | None = None) ->
         try:
             store.save_active_scene_status(project, episode, scene_id,
                                            expected_version=version, mutate=mutate,
-                                           actor=who, op=IMPORT_OP)
+                                           actor=who, op=IMPORT_OP, create_missing=False)
         except (ConflictError, LockTimeoutError, ValidationError, SceneNotFoundError) as e:
             result.failed.extend((c, str(e)) for c in group)
             continue
