@@ -89,7 +89,10 @@ def test_sigkill_at_random_moments_never_tears_the_body(tmp_path: Path, soak: fl
         counter = store.load_active("show", 1, "BATCH").scene_metadata.get("counter", 0)
         assert counter >= acknowledged
         acknowledged = counter
-    problems = [p for p in store.fsck().problems if p.kind != "orphan-temp"]
+    # A kill can leave a temp file or a torn last journal line (a write interrupted
+    # between pages); both are expected leftovers that repair removes. Nothing else.
+    problems = [p for p in store.fsck().problems
+                if p.kind not in ("orphan-temp", "torn-journal-tail")]
     assert problems == []
     store.fsck(repair=True)
     assert store.fsck().clean
