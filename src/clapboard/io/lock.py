@@ -61,13 +61,22 @@ def read_holder(path: Path | str) -> dict[str, object]:
 
 
 class FileLock:
-    """An exclusive flock on ``path`` with timeout; a context manager."""
+    """An exclusive flock on ``path`` with timeout; a context manager.
+
+    Holding the lock means two flocks: ``LOCK_EX`` on the lock file, then ``LOCK_SH`` on
+    its folder. Lock files are only ever *created* under ``LOCK_EX`` on the folder, so
+    while anyone holds a lock in that folder nobody can create a replacement for a lock
+    file that was deleted behind our back: a newcomer who finds the file missing waits
+    until every holder in the folder is done. After both flocks the inode is checked
+    against the path (FAILURE_MODES #8), so a waiter on a replaced file retries.
+    """
 
     def __init__(self, path: Path | str, *, timeout: float = 30.0, op: str = "") -> None:
         self.path = Path(path)
         self.timeout = timeout
         self.op = op
         self._fd: int | None = None
+        self._dir_fd: int | None = None
         self._owner_pid = 0
         self._key = str(self.path)
 
@@ -81,55 +90,89 @@ class FileLock:
                     path=self.path, hint="do the second write after the first one returns",
                 )
         deadline = time.monotonic() + self.timeout
-        delay = 0.0002
+        backoff = _Backoff(deadline)
         while True:
-            fd = self._open()
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                now = time.monotonic()
-                if now >= deadline:
-                    raise LockTimeoutError(
-                        str(self.path), self.timeout, holder=read_holder(self.path)
-                    ) from None
-                # Poll with a growing back-off (capped) so waiters neither spin nor
-                # oversleep a short critical section; jitter-free is fine: flock has no
-                # queue, whoever polls first after release wins.
-                time.sleep(min(delay, deadline - now))
-                delay = min(delay * 2, 0.01)
+                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                self._create(deadline)
                 continue
-            except OSError as e:
+            try:
+                locked = self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BaseException:
                 os.close(fd)
-                if e.errno in _UNSUPPORTED:
-                    raise UnsupportedFilesystemError(
-                        f"flock is not supported for {self.path} ({os.strerror(e.errno or 0)})",
-                        path=self.path,
-                        hint="use a local disk, or the PostgreSQL backend for shared storage",
-                    ) from e
                 raise
-            # The file may have been unlinked or replaced between open and flock: then
-            # we hold a lock nobody else can see. Check and retry on the live inode.
+            if not locked:
+                os.close(fd)
+                if not backoff.wait():
+                    raise LockTimeoutError(
+                        str(self.path), self.timeout, holder=read_holder(self.path))
+                continue
+            try:
+                dir_fd = self._open_dir()
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                # Shared, and blocking: the only exclusive holder is a creator, for the
+                # length of one open() call.
+                self._flock(dir_fd, fcntl.LOCK_SH)
+            except BaseException:
+                os.close(dir_fd)
+                os.close(fd)
+                raise
+            # The file may have been unlinked or replaced before we locked it: then we
+            # would hold a lock nobody else can see. Check and retry on the live inode.
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
                 same = False
             if not same:
+                os.close(dir_fd)
                 os.close(fd)
                 continue
             break
-        self._fd = fd
+        self._fd, self._dir_fd = fd, dir_fd
         self._owner_pid = os.getpid()
         with _HELD_GUARD:
             _HELD[self._key] = me
         self._record_holder(fd)
 
-    def _open(self) -> int:
+    def _flock(self, fd: int, how: int) -> bool:
+        """flock; False when a non-blocking request would block. Unsupported → error."""
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            fcntl.flock(fd, how)
+        except BlockingIOError:
+            return False
+        except OSError as e:
+            if e.errno in _UNSUPPORTED:
+                raise UnsupportedFilesystemError(
+                    f"flock is not supported for {self.path} ({os.strerror(e.errno or 0)})",
+                    path=self.path,
+                    hint="use a local disk, or the PostgreSQL backend for shared storage",
+                ) from e
+            raise
+        return True
+
+    def _open_dir(self) -> int:
+        try:
+            return os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             ensure_dir(self.path.parent)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            return os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def _create(self, deadline: float) -> None:
+        """Create the lock file under the folder's exclusive flock (see the class doc)."""
+        dir_fd = self._open_dir()
+        try:
+            backoff = _Backoff(deadline)
+            while not self._flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+                if not backoff.wait():
+                    raise LockTimeoutError(
+                        str(self.path), self.timeout, holder=read_holder(self.path))
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666))
+        finally:
+            os.close(dir_fd)  # closing drops the folder flock
 
     def _record_holder(self, fd: int) -> None:
         # Not fsynced: it is a hint for a LockTimeoutError message, not state.
@@ -144,13 +187,17 @@ class FileLock:
         fd = self._fd
         if fd is None:
             return
-        self._fd = None
+        dir_fd, self._fd, self._dir_fd = self._dir_fd, None, None
         if os.getpid() == self._owner_pid:
             with _HELD_GUARD:
                 _HELD.pop(self._key, None)
             fcntl.flock(fd, fcntl.LOCK_UN)
-        # In a forked child: only close our copy; the parent still holds the lock.
+            if dir_fd is not None:
+                fcntl.flock(dir_fd, fcntl.LOCK_UN)
+        # In a forked child: only close our copies; the parent still holds the locks.
         os.close(fd)
+        if dir_fd is not None:
+            os.close(dir_fd)
 
     @property
     def held(self) -> bool:
@@ -164,3 +211,22 @@ class FileLock:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+class _Backoff:
+    """Sleeps of growing length until ``deadline``: waiters neither spin nor oversleep a
+    short critical section. flock has no queue; whoever polls first after a release wins.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.delay = 0.0002
+
+    def wait(self) -> bool:
+        """Sleep before the next try; False when the deadline has passed."""
+        now = time.monotonic()
+        if now >= self.deadline:
+            return False
+        time.sleep(min(self.delay, self.deadline - now))
+        self.delay = min(self.delay * 2, 0.01)
+        return True
