@@ -58,6 +58,23 @@ def test_schema_is_created_versioned_and_reopened(pg_url: str) -> None:  # noqa:
     assert sql_rows(pg_url, "SELECT version FROM clapboard_schema") == [(LAYOUT_VERSION,)]
 
 
+def test_layout_1_is_migrated_to_fast_document_compression(pg_url: str) -> None:  # noqa: F811
+    """Layout 1 stores (pglz-compressed documents) are upgraded in place on open."""
+    store = clapboard.open_store(pg_url)
+    store.init_scenes_from_plan(P, EP, {"sequences": {"SEQ_A": {"shots": [{"id": "a"}]}}})
+    store.close()
+    sql_rows(pg_url, "ALTER TABLE clapboard_bodies ALTER COLUMN body SET COMPRESSION pglz")
+    sql_rows(pg_url, "UPDATE clapboard_schema SET version = 1")
+    store = clapboard.open_store(pg_url)
+    assert sql_rows(pg_url, "SELECT version FROM clapboard_schema") == [(LAYOUT_VERSION,)]
+    settings = sql_rows(pg_url, "SELECT attcompression, attstorage FROM pg_attribute "
+                                "WHERE attrelid = 'clapboard_bodies'::regclass "
+                                "AND attname = 'body'")
+    assert settings in ([("l", "x")], [("", "e")])  # lz4, else stored uncompressed
+    assert [b.beat_id for b in store.load_active(P, EP, "SEQ_A").beats] == ["a"]
+    store.close()
+
+
 def test_a_newer_layout_is_refused(pg_url: str) -> None:  # noqa: F811
     clapboard.open_store(pg_url).close()
     sql_rows(pg_url, "UPDATE clapboard_schema SET version = version + 1")
