@@ -255,3 +255,16 @@ def test_scene_model_on_disk_round_trip(seeded: Store) -> None:
     scene = seeded.load_active(P, EP, "SEQ_A")
     body = (scenes_dir(seeded) / "ep_001_SEQ_A.json").read_bytes()
     assert Scene.from_dict(codec.decode_scene(body)) == scene
+
+
+def test_journal_since_serves_every_consumer_in_full(seeded: Store) -> None:
+    """Two consumers at different positions on one backend both get what they lack."""
+    backend = seeded.backend
+    key = (P, "ep_001", "SEQ_A")
+    ahead = list(backend.journal_since(P, {}))
+    assert [r["seq"] for k, r in ahead if k == key] == [1]
+    seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    assert [r["seq"] for k, r in backend.journal_since(P, {key: 1}) if k == key] == [2]
+    assert [r["seq"] for k, r in backend.journal_since(P, {key: 2}) if k == key] == []
+    behind = [r["seq"] for k, r in backend.journal_since(P, {key: 0}) if k == key]
+    assert behind == [1, 2]

@@ -60,6 +60,7 @@ class FilesystemBackend(Backend):
         self.location = str(self.root)
         self.read_only_reason: str | None = None
         self._journals: dict[str, jr.Journal] = {}
+        self._watch_tails: dict[str, tuple[int, int]] = {}  # journal -> (size, last seq)
         fstype = filesystem_type(self.root)
         if is_network_fs(fstype) and not allow_network_fs:
             raise UnsupportedFilesystemError(
@@ -179,14 +180,14 @@ class FilesystemBackend(Backend):
                     size = path.stat().st_size
                 except FileNotFoundError:
                     continue
-                if last and size == self._watch_sizes.get(str(path)):
-                    continue  # unchanged since the last poll
-                self._watch_sizes[str(path)] = size
-                for rec in jr.scan(path).records:
+                seen = self._watch_tails.get(str(path))
+                if seen is not None and seen[0] == size and last >= seen[1]:
+                    continue  # unchanged since the last scan, and the caller has it all
+                records = jr.scan(path).records
+                self._watch_tails[str(path)] = (size, records[-1]["seq"] if records else 0)
+                for rec in records:
                     if rec["seq"] > last:
                         yield key, rec
-
-    _watch_sizes: dict[str, int] = {}
 
     # -- the batch transaction --------------------------------------------------------
 
