@@ -69,6 +69,7 @@ def test_missing_plan_file(film: Cli) -> None:
     ("fsck", "nope"),
     ("watch", "nope", "--once"),
     ("show", "nope", "1", "SEQ_010"),
+    ("recover-stale", "nope", "1"),  # was "0 stale take(s) recovered", exit 0
 ])
 def test_unknown_project(film: Cli, args: tuple[str, ...]) -> None:
     r = film(*args)

@@ -167,3 +167,21 @@ def test_cli_copy_both_directions(tmp_path: Path, pg_url: str) -> None:  # noqa:
     result = runner.invoke(cli, ["copy", pg_url, str(tmp_path / "b")])
     assert result.exit_code == 3
     assert "SEQ_A" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_copy_from_postgres_with_a_one_connection_pool(tmp_path: Path,
+                                                       pg_url: str) -> None:  # noqa: F811
+    import time
+
+    build(tmp_path / "a").close()
+    copy_store(tmp_path / "a", pg_url)
+    src = clapboard.open_store(pg_url, lock_timeout=5, pool_size=1)
+    try:
+        start = time.monotonic()
+        # read_state reads the journal while holding the batch: on the held connection,
+        # not a second pooled one (which used to wait 30 s, then raise PoolTimeout).
+        report = copy_store(src, tmp_path / "b")
+        assert time.monotonic() - start < 10
+        assert report.copied and not report.conflicts
+    finally:
+        src.close()

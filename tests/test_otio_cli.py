@@ -117,6 +117,8 @@ def test_import_bad_file_exit_2(root: Path, tmp_path: Path) -> None:
     broken.write_text("{")
     result = run(root, "import", "otio", str(broken))
     assert result.exit_code == 2 and "cannot read OTIO file" in result.output
+    # the editor's file is not a store file: no advice to run `clapboard fsck` on it
+    assert "fsck" not in result.output and "clapboard export otio" in result.output
 
 
 def test_commands_have_examples() -> None:

@@ -26,7 +26,7 @@ from clapboard import (
     VersionNotFoundError,
 )
 from clapboard.backends.pg_schema import LAYOUT_VERSION
-from clapboard.backends.postgres import PostgresBackend, redact
+from clapboard.backends.postgres import PostgresBackend, PostgresBatchError, redact
 from tests.pg_support import pg_url, sql_rows  # noqa: F401  (pg_url is a fixture)
 
 pytestmark = pytest.mark.postgres
@@ -311,3 +311,120 @@ def test_wait_for_change_wakes_on_commit_not_on_rollback(pg: clapboard.Store,
             == [2]
     finally:
         watcher.close()
+
+
+# -- review regressions ------------------------------------------------------------------
+
+RECORD = {"at": "2024-01-01T00:00:00Z", "actor": "t", "op": "x", "version": None,
+          "detail": {}}
+
+
+def _terminate(url: str, where: str, params: tuple[object, ...]) -> None:
+    sql_rows(url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {where}",
+             params)
+
+
+def test_connection_lost_mid_block_is_a_typed_error_naming_the_batch(
+        pg: clapboard.Store, pg_url: str) -> None:  # noqa: F811
+    journal = pg.history(P, EP, "SEQ_A")
+    with pytest.raises(PostgresBatchError) as e, \
+            pg.transaction(P, EP, "SEQ_A", "status") as tx:
+        pid = tx.conn.info.backend_pid  # type: ignore[attr-defined]
+        _terminate(pg_url, "pid = %s", (pid,))
+        tx.append_journal(dict(RECORD))  # was a raw psycopg AdminShutdown
+    assert isinstance(e.value, ClapboardError) and "SEQ_A" in str(e.value)
+    assert e.value.stage == "block" and "did not commit" in e.value.hint
+    assert pg.history(P, EP, "SEQ_A") == journal
+    pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)  # pool ok
+    assert counter(pg) == 1
+
+
+def test_connection_lost_before_commit_is_a_typed_error(pg_url: str) -> None:  # noqa: F811
+    store = clapboard.open_store(pg_url, lock_timeout=5, application_name="cb-victim")
+    try:
+        store.init_scenes_from_plan(P, EP, PLAN)
+
+        def hook(scene: Scene) -> None:  # the server drops the writer before COMMIT
+            _terminate(pg_url, "application_name = %s AND state = 'idle in transaction'",
+                       ("cb-victim",))
+            time.sleep(0.1)
+
+        with pytest.raises(PostgresBatchError) as e:
+            store.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump,
+                                           post_write=hook)
+        assert "SEQ_A" in str(e.value)
+        assert counter(store) == 0  # the server rolled it back
+        before = store.history(P, EP, "SEQ_A")
+        # Nothing after the drop but COMMIT:
+        with pytest.raises(PostgresBatchError) as e, \
+                store.transaction(P, EP, "SEQ_A", "status") as tx:
+            tx.append_journal(dict(RECORD))
+            hook(Scene(scene_id="SEQ_A"))
+        assert e.value.stage == "commit" and "outcome is unknown" in e.value.hint
+        assert store.history(P, EP, "SEQ_A") == before
+    finally:
+        store.close()
+
+
+def test_unlocked_reads_inside_the_block_see_its_writes_without_a_second_connection(
+        pg_url: str) -> None:  # noqa: F811
+    store = clapboard.open_store(pg_url, lock_timeout=5, pool_size=1)
+    try:
+        store.init_scenes_from_plan(P, EP, PLAN)
+        start = time.monotonic()
+        with store.transaction(P, EP, "SEQ_A", "t") as tx:
+            tx.append_journal(dict(RECORD))
+            # A folder store sees its own appended record; the one pooled connection is
+            # the transaction's (this used to wait 30 s for a second one, then fail).
+            assert [r["op"] for r in store.backend.read_journal(P, "ep_001", "SEQ_A")][-1] \
+                == "x"
+            assert store.backend.read_manifest(P, "ep_001", "SEQ_A") is None
+        assert time.monotonic() - start < 5
+        assert store.history(P, EP, "SEQ_A")[-1]["op"] == "x"
+    finally:
+        store.close()
+
+
+def test_a_bad_manifest_does_not_stop_the_batch_being_locked(
+        pg: clapboard.Store, pg_url: str) -> None:  # noqa: F811
+    sql_rows(pg_url, "UPDATE clapboard_batches SET manifest = 'not json' "
+             "WHERE batch_id = 'SEQ_A'")
+    # As in a folder: the lock is taken, reading the manifest is what fails.
+    with pg.transaction(P, EP, "SEQ_A", "t") as tx, pytest.raises(CorruptFileError):
+        tx.read_manifest()
+
+
+def test_an_infinite_lock_timeout_waits_as_long_as_postgres_allows(
+        pg_url: str) -> None:  # noqa: F811
+    store = clapboard.open_store(pg_url, lock_timeout=float("inf"))
+    try:
+        store.init_scenes_from_plan(P, EP, PLAN)  # was OverflowError from int(inf)
+        store.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+        assert counter(store) == 1
+    finally:
+        store.close()
+
+
+def test_a_long_non_ascii_schema_name_still_notifies() -> None:
+    from psycopg import sql as psql
+
+    from tests.conftest import pg_url_or_skip
+    from tests.pg_support import with_schema
+
+    base = pg_url_or_skip()
+    schema = "é" * 31  # 62 bytes: a legal identifier; its channel name was 72 bytes
+    sql_rows(base, "DROP SCHEMA IF EXISTS \"" + schema + "\" CASCADE")
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(psql.SQL("CREATE SCHEMA {}").format(psql.Identifier(schema)))
+    store = clapboard.open_store(with_schema(base, schema), lock_timeout=5)
+    try:
+        assert len(store.backend.channel.encode()) <= 63  # type: ignore[attr-defined]
+        store.init_scenes_from_plan(P, EP, PLAN)
+        store.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+        assert counter(store) == 1
+    finally:
+        store.close()
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(psql.SQL("DROP SCHEMA {} CASCADE").format(psql.Identifier(schema)))

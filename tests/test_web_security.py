@@ -134,6 +134,12 @@ def test_without_token_only_loopback_hosts(store: Any) -> None:
     assert make_client(app, "http://[::1]:8000").get("/").status_code == 200
     rebound = make_client(app, "http://evil.example:8000")
     assert rebound.get("/api/projects").status_code == 400
+    # all of 127.0.0.0/8 is loopback: `serve --host 127.0.0.2` binds without a token,
+    # so its own address must be answered (it was refused with 400)
+    assert make_client(app, "http://127.0.0.2:8000").get("/").status_code == 200
+    assert make_client(app, "http://[0:0:0:0:0:0:0:1]:8000").get("/").status_code == 200
+    for host in ("http://127.0.0.1.evil.example", "http://localhost.evil.example:8000"):
+        assert make_client(app, host).get("/api/projects").status_code == 400, host
 
 
 # -- cross-site requests ---------------------------------------------------------------
@@ -160,6 +166,14 @@ def test_form_without_or_with_forged_csrf_is_403(client: Any, store: Any) -> Non
     board = store.load_active(PROJECT, EPISODE, SCENE).beat("SH020").board
     assert board.status == "pending"
     assert _board(client, data={"csrf": token}).status_code == 303
+
+
+@pytest.mark.parametrize("version", ["²", "-1", "v1", ""])
+def test_form_with_a_bad_version_number_is_422_not_500(client: Any, store: Any,
+                                                       version: str) -> None:
+    r = _board(client, data={"csrf": _token(client), "expected_version": version})
+    assert r.status_code == 422 and "version number" in r.text
+    assert store.load_active(PROJECT, EPISODE, SCENE).beat("SH020").board.status == "pending"
 
 
 def test_cross_origin_posts_are_403(client: Any, store: Any) -> None:

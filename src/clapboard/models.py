@@ -15,6 +15,7 @@ a freshly loaded scene, so fields are assigned in place. They know nothing of fi
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
@@ -27,6 +28,9 @@ TAKE_STATUSES: frozenset[str] = frozenset(
     ("pending", "running", "succeeded", "failed", "stale", "cancelled")
 )
 BOARD_STATUSES: frozenset[str] = frozenset(("pending", "approved", "rejected", "stale"))
+# How people read take states: what is done first, then what is under way, then trouble.
+TAKE_STATUS_ORDER: tuple[str, ...] = (
+    "succeeded", "running", "pending", "failed", "stale", "cancelled")
 
 JsonDict: TypeAlias = dict[str, Any]
 
@@ -449,6 +453,12 @@ class Scene:
         _opt_str("locked_by", self.locked_by)
         _opt_time("locked_at", self.locked_at)
         _dict("extra", self.extra)
+
+    def take_counts(self) -> dict[str, int]:
+        """Takes by status over the whole scene, in :data:`TAKE_STATUS_ORDER`, zeros
+        omitted: ``{"succeeded": 4, "running": 1}`` (what the CLI and the UI show)."""
+        counts = Counter(t.status for b in self.beats for t in b.takes)
+        return {s: counts[s] for s in TAKE_STATUS_ORDER if counts[s]}
 
     def beat(self, beat_id: str) -> Beat:
         """The beat with ``beat_id``; ``KeyError`` if the scene has none."""

@@ -143,9 +143,10 @@ class Store:
                     manifest: Doc | None) -> Scene:
         """Hydrate a stored body, naming where it lives in any error."""
         if doc is None:
+            what = (f"no scene for batch {batch_id} ({ep} of project {project})"
+                    if manifest is None else f"no scene body for batch {batch_id} v{version}")
             raise SceneNotFoundError(
-                f"no scene body for batch {batch_id} v{version}",
-                path=self.backend.locate(project, ep, batch_id, version, manifest),
+                what, path=self.backend.locate(project, ep, batch_id, version, manifest),
                 hint="check the names with `clapboard ls`",
             )
         if doc.get("scene_id") != batch_id:
@@ -193,7 +194,8 @@ class Store:
         v = active_of(manifest) if version is None else version
         doc = self.backend.read_body(project, ep, batch_id, v, manifest)
         if doc is None:
-            raise SceneNotFoundError(f"no scene body for batch {batch_id} v{v}")
+            self._body_scene(doc, project, ep, batch_id, v, manifest)  # raises, naming it
+        assert doc is not None
         return doc, v
 
     def history(self, project: str, episode: object, batch_id: str) -> list[Doc]:

@@ -157,7 +157,7 @@ def _check_journal(backend: PostgresBackend, key: Key, records: list[str], seq: 
 
 def migrate_postgres(backend: PostgresBackend, project: str | None) -> list[str]:
     """Rewrite bodies and manifests of older schema versions, each under its batch lock."""
-    from clapboard.backends.postgres import PgBatchTx, select_body
+    from clapboard.backends.postgres import PgBatchTx
     from clapboard.store import default_lock_timeout
 
     where, args = _where(project)
@@ -177,12 +177,12 @@ def migrate_postgres(backend: PostgresBackend, project: str | None) -> list[str]
     for p, e, b, artifact in stale_bodies:
         with backend.batch(p, e, b, timeout=timeout, op="migrate") as tx:
             assert isinstance(tx, PgBatchTx)
-            text = select_body(tx.conn, p, e, b, artifact)
+            text = tx.select_body(artifact)
             if text is None:
                 continue
             label = backend.label(p, artifact)
             new = codec.encode_scene(codec.decode_scene(text.encode(), label)).decode()
-            tx.conn.execute(
+            tx.execute(
                 "UPDATE clapboard_bodies SET body = %s WHERE project = %s AND episode = %s "
                 "AND batch_id = %s AND artifact = %s", (new, p, e, b, artifact))
             done.append(label)

@@ -25,6 +25,7 @@ document has in a folder store.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -80,9 +81,37 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+_MAX_MS = 2_147_483_647  # PostgreSQL's largest lock_timeout
+
+
 def _lock_timeout_ms(timeout: float) -> str:
-    ms = int(timeout * 1000)
-    return f"{min(max(ms, 1), 2_147_483_647)}ms"
+    # An infinite (or NaN) timeout, as CLAPBOARD_LOCK_TIMEOUT=inf gives, waits as long
+    # as PostgreSQL allows: int(inf) would raise OverflowError out of every write.
+    ms = timeout * 1000
+    if not math.isfinite(ms) or ms >= _MAX_MS:
+        return f"{_MAX_MS}ms"
+    return f"{max(int(ms), 1)}ms"
+
+
+def _channel(schema: str) -> str:
+    """The NOTIFY channel of a schema: at most 63 *bytes* (pg_notify refuses a longer
+    name, which a non-ASCII schema name reaches well before 63 characters)."""
+    return f"clapboard.{schema}".encode()[:63].decode(errors="ignore")
+
+
+class PostgresBatchError(ClapboardError):
+    """A database error (connection lost, statement refused) while holding a batch:
+    the transaction did not commit (unless ``stage`` is ``"commit"``: unknown)."""
+
+    def __init__(self, lock: str, stage: str, op: str, cause: BaseException) -> None:
+        self.lock = lock
+        self.stage = stage
+        super().__init__(
+            f"PostgreSQL error during {op or 'a write'} on {lock} ({stage}): "
+            f"{str(cause).strip()}",
+            path=lock,
+            hint="the transaction did not commit" if stage != "commit" else
+            "it failed at commit: the outcome is unknown, check with `clapboard log`")
 
 
 class PostgresBackend(Backend):
@@ -107,7 +136,7 @@ class PostgresBackend(Backend):
                 hint="check the URL, that the server runs, and the user's rights",
             ) from None
         self.name = f"pg:{db}.{self.schema}"
-        self.channel = f"clapboard.{self.schema}"[:63]
+        self.channel = _channel(self.schema)
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             url, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, open=False,
             name=f"clapboard-{self.schema}")
@@ -115,6 +144,10 @@ class PostgresBackend(Backend):
         self._listener: Conn | None = None
         self._listener_guard = threading.Lock()
         self._closed = False
+        # The connection of each batch this thread holds: unlocked reads of that batch
+        # made inside its block run on it (they see the block's own writes, as files
+        # do, and never wait for a second pooled connection).
+        self._local = threading.local()
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -127,6 +160,25 @@ class PostgresBackend(Backend):
         """A pooled autocommit connection, for reads and whole-store maintenance."""
         with self._pool.connection() as conn:
             yield conn
+
+    def _held(self) -> dict[Key, PgBatchTx]:
+        held: dict[Key, PgBatchTx] | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = {}
+        return held
+
+    @contextmanager
+    def _reading(self, project: str, episode: str, batch_id: str) -> Iterator[Conn]:
+        """The held batch's transaction when this thread holds it, else a pooled one."""
+        tx = self._held().get((project, episode, batch_id))
+        if tx is None:
+            with self.connection() as conn:
+                yield conn
+            return
+        try:
+            yield tx.conn
+        except psycopg.Error as e:
+            raise PostgresBatchError(tx.lock_name, "block", tx.op, e) from e
 
     def _decode_manifest(self, text: str | None, project: str, episode: str,
                          batch_id: str) -> Doc | None:
@@ -147,7 +199,7 @@ class PostgresBackend(Backend):
     # -- unlocked reads ---------------------------------------------------------------
 
     def read_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
-        with self.connection() as conn:
+        with self._reading(project, episode, batch_id) as conn:
             row = conn.execute(
                 "SELECT manifest FROM clapboard_batches WHERE project = %s AND episode = %s "
                 "AND batch_id = %s", (project, episode, batch_id)).fetchone()
@@ -164,7 +216,7 @@ class PostgresBackend(Backend):
                   manifest: Doc | None) -> Doc | None:
         artifact = safe_basename(artifact_for(manifest, episode, batch_id, version),
                                  context=f"batch {batch_id} v{version}")
-        with self.connection() as conn:
+        with self._reading(project, episode, batch_id) as conn:
             return self._decode_body(select_body(conn, project, episode, batch_id, artifact),
                                      project, artifact)
 
@@ -191,7 +243,7 @@ class PostgresBackend(Backend):
         return sorted(r[0] for r in rows)
 
     def read_journal(self, project: str, episode: str, batch_id: str) -> list[Doc]:
-        with self.connection() as conn:
+        with self._reading(project, episode, batch_id) as conn:
             rows = conn.execute(
                 "SELECT record FROM clapboard_journal WHERE project = %s AND episode = %s "
                 "AND batch_id = %s ORDER BY seq", (project, episode, batch_id)).fetchall()
@@ -278,14 +330,17 @@ class PostgresBackend(Backend):
             with self._pool.connection(timeout=max(timeout, 0.001)) as conn:
                 stage = "lock"
                 with conn.transaction():
-                    tx = self._lock(conn, project, episode, batch_id, timeout, lock_name)
+                    tx = self._lock(conn, project, episode, batch_id, timeout, lock_name, op)
+                    held = self._held()
                     with _HELD_GUARD:
                         _HELD[held_key] = me
+                    held[tx._key] = tx
                     try:
                         stage = "block"
                         yield tx
                         stage = "commit"
                     finally:
+                        held.pop(tx._key, None)
                         with _HELD_GUARD:
                             _HELD.pop(held_key, None)
         except PoolTimeout:
@@ -297,19 +352,16 @@ class PostgresBackend(Backend):
             if stage != "lock":
                 raise
             raise LockTimeoutError(lock_name, timeout) from None
-        except psycopg.OperationalError as e:
+        except psycopg.Error as e:
+            # In the block, the transaction's own statements raise PostgresBatchError
+            # (PgBatchTx.execute): a psycopg error there is the caller's own (a hook
+            # talking to a database) and goes out untouched.
             if stage == "block":
-                raise  # the caller's own error (a hook talking to a database): untouched
-            raise ClapboardError(
-                f"PostgreSQL connection failed during {op or 'a write'} on {lock_name} "
-                f"({stage}): {str(e).strip()}",
-                hint="the transaction did not commit"
-                if stage != "commit" else "it failed at commit: the outcome is unknown, "
-                "check with `clapboard log`",
-            ) from e
+                raise
+            raise PostgresBatchError(lock_name, stage, op, e) from e
 
     def _lock(self, conn: Conn, project: str, episode: str, batch_id: str, timeout: float,
-              lock_name: str) -> PgBatchTx:
+              lock_name: str, op: str) -> PgBatchTx:
         key = (project, episode, batch_id)
         # Three statements, one network round trip (pipeline mode); an error in any of
         # them (the lock timeout) surfaces when the pipeline syncs, still in this phase.
@@ -324,7 +376,8 @@ class PostgresBackend(Backend):
         row = cur.fetchone()
         if row is None:  # deleted between the insert and the lock (only by hand)
             raise ClapboardError(f"batch row {lock_name} vanished while locking it")
-        return PgBatchTx(self, conn, project, episode, batch_id, row[0], int(row[1]), row[2])
+        return PgBatchTx(self, conn, project, episode, batch_id, row[0], int(row[1]), row[2],
+                         lock_name=lock_name, op=op)
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -363,15 +416,18 @@ class PgBatchTx(BatchTx):
 
     def __init__(self, backend: PostgresBackend, conn: Conn, project: str, episode: str,
                  batch_id: str, manifest: str | None, journal_seq: int,
-                 journal_crc: str) -> None:
+                 journal_crc: str, *, lock_name: str = "", op: str = "") -> None:
         self.backend = backend
         self.conn = conn
         self.project = project
         self.episode = episode
         self.batch_id = batch_id
+        self.lock_name = lock_name or backend.label(project, f"{episode}_{batch_id}")
+        self.op = op
         self._key = (project, episode, batch_id)
-        self._manifest = backend._decode_manifest(manifest, project, episode, batch_id) \
-            if manifest is not None else None
+        # Decoded on first read, as a folder store reads its manifest file: a bad
+        # manifest does not stop the batch from being locked (e.g. to migrate a body).
+        self._manifest: Doc | None = None
         self._manifest_text = manifest
         self._seq = journal_seq
         self._crc = journal_crc
@@ -382,13 +438,28 @@ class PgBatchTx(BatchTx):
                 self._manifest_text, self.project, self.episode, self.batch_id)
         return dict(self._manifest) if self._manifest is not None else None
 
+    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[tuple[Any, ...]]:
+        """A statement of this transaction; a database error becomes a
+        :class:`PostgresBatchError` naming the batch (the transaction is then aborted
+        and rolls back when the block exits)."""
+        try:
+            return self.conn.execute(query, params)
+        except psycopg.Error as e:
+            raise PostgresBatchError(self.lock_name, "block", self.op, e) from e
+
+    def select_body(self, artifact: str) -> str | None:
+        row = self.execute(
+            "SELECT body FROM clapboard_bodies WHERE project = %s AND episode = %s "
+            "AND batch_id = %s AND artifact = %s", (*self._key, artifact)).fetchone()
+        return row[0] if row else None
+
     def _artifact(self, artifact: str, version: int) -> str:
         return safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
 
     def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
         artifact = self._artifact(
             artifact_for(manifest, self.episode, self.batch_id, version), version)
-        text = select_body(self.conn, *self._key, artifact)
+        text = self.select_body(artifact)
         return self.backend._decode_body(text, self.project, artifact)
 
     def read_body_for_update(self, version: int,
@@ -396,18 +467,18 @@ class PgBatchTx(BatchTx):
         # The row holds the text: decoding it twice is cheaper than a deep copy.
         artifact = self._artifact(
             artifact_for(manifest, self.episode, self.batch_id, version), version)
-        text = select_body(self.conn, *self._key, artifact)
+        text = self.select_body(artifact)
         if text is None:
             return None
         data, label = text.encode(), self.backend.label(self.project, artifact)
         return codec.decode_scene(data, label), codec.decode_scene(data, label)
 
     def artifact_exists(self, artifact: str) -> bool:
-        return select_body(self.conn, *self._key, safe_basename(artifact)) is not None
+        return self.select_body(safe_basename(artifact)) is not None
 
     def write_body(self, version: int, doc: Doc, artifact: str) -> None:
         name = self._artifact(artifact, version)
-        self.conn.execute(
+        self.execute(
             "INSERT INTO clapboard_bodies (project, episode, batch_id, artifact, body) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project, episode, batch_id, artifact) "
             "DO UPDATE SET body = EXCLUDED.body",
@@ -415,7 +486,7 @@ class PgBatchTx(BatchTx):
 
     def write_manifest(self, manifest: Doc) -> None:
         text = codec.encode_manifest(manifest).decode()
-        self.conn.execute(
+        self.execute(
             "UPDATE clapboard_batches SET manifest = %s WHERE project = %s AND episode = %s "
             "AND batch_id = %s", (text, *self._key))
         self._manifest = dict(manifest)
@@ -440,7 +511,7 @@ class PgBatchTx(BatchTx):
                                 "batch_id": self.batch_id, "seq": rec["seq"]}).decode()
         # One round trip: the record, the chain tail on the (locked) batch row, and the
         # notification, which PostgreSQL delivers only if this transaction commits.
-        self.conn.execute(
+        self.execute(
             """WITH ins AS (
                    INSERT INTO clapboard_journal (project, episode, batch_id, seq, crc, record)
                    VALUES (%(p)s, %(e)s, %(b)s, %(seq)s, %(crc)s, %(rec)s)),
@@ -455,4 +526,4 @@ class PgBatchTx(BatchTx):
         return rec
 
 
-__all__ = ["PgBatchTx", "PostgresBackend", "redact", "select_body"]
+__all__ = ["PgBatchTx", "PostgresBackend", "PostgresBatchError", "redact", "select_body"]

@@ -9,7 +9,7 @@ import click
 
 from clapboard.cli.common import emit, fail, get_store, global_options, require_project
 from clapboard.cli.group import cli
-from clapboard.cli.render import counts_text, take_counts
+from clapboard.cli.render import counts_text
 from clapboard.manifest import active_of
 from clapboard.paths import episode_token
 from clapboard.store import Store
@@ -18,7 +18,7 @@ from clapboard.store import Store
 def _scene_row(store: Store, project: str, episode: str, batch_id: str) -> dict[str, Any]:
     manifest = store.manifest(project, episode, batch_id)
     scene, version = store.load_active_with_version(project, episode, batch_id)
-    counts = take_counts(scene)
+    counts = scene.take_counts()
     return {
         "batch_id": batch_id,
         "active_version": version,

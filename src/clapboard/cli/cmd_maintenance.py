@@ -36,7 +36,9 @@ def recover_stale_cmd(ctx: click.Context, project: str, episode: str,
     Example:
         clapboard recover-stale my-film 1 --older-than 120
     """
-    found = get_store(ctx).recover_stale_takes(project, episode, older_than_s=older_than)
+    store = get_store(ctx)
+    require_project(store, project)  # a typo must not report "0 recovered" and exit 0
+    found = store.recover_stale_takes(project, episode, older_than_s=older_than)
     rows = [{"batch_id": b, "beat_id": beat, "take_id": t} for b, beat, t in found]
     emit(ctx, {"project": project, "episode": episode, "older_than_s": older_than,
                "recovered": rows},

@@ -7,7 +7,6 @@ can reach the port could otherwise do that.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from pathlib import Path
 
@@ -18,18 +17,17 @@ from clapboard.cli.common import example, fail, get_store, global_options, note
 from clapboard.cli.group import cli
 from clapboard.web import create_app
 from clapboard.web.app import default_media_root
+from clapboard.web.security import is_loopback_name
 
 MIN_TOKEN_LENGTH = 16
 
 
 def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost`` (the only names that stay on this machine)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    """True for 127.0.0.0/8, ::1 and ``localhost`` (the only names that stay on this machine).
+
+    The same test the server's Host check applies, so whatever binds without a token
+    also answers its own address."""
+    return is_loopback_name(host)
 
 
 def free_port(host: str) -> int:

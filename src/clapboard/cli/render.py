@@ -6,19 +6,11 @@ the same thing in the same words.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from clapboard.diff import summarize
-from clapboard.models import Scene
 
 Doc = dict[str, Any]
-
-
-def take_counts(scene: Scene) -> dict[str, int]:
-    """Takes of a scene by status, e.g. ``{"succeeded": 4, "running": 1}``."""
-    counts: Counter[str] = Counter(t.status for b in scene.beats for t in b.takes)
-    return dict(sorted(counts.items()))
 
 
 def counts_text(counts: dict[str, int]) -> str:

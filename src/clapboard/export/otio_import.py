@@ -131,6 +131,11 @@ class _ClipRef:
     placeholder: str | None
 
 
+#: Not CorruptFileError's default hint: that one is about store files (`clapboard fsck`),
+#: and an editor's timeline is not one.
+_NOT_OTIO_HINT = "give an OpenTimelineIO timeline written by `clapboard export otio`"
+
+
 def read_timeline(path: str | os.PathLike[str]) -> Any:
     """Read an OTIO file with OpenTimelineIO's own reader; errors name the file."""
     otio = require_otio()
@@ -141,10 +146,11 @@ def read_timeline(path: str | os.PathLike[str]) -> Any:
     try:
         timeline = otio.adapters.read_from_file(str(source))
     except Exception as e:  # OTIO raises its own, ValueError and more for bad input
-        raise CorruptFileError(f"cannot read OTIO file {source}: {e}", path=source) from None
+        raise CorruptFileError(f"cannot read OTIO file {source}: {e}", path=source,
+                               hint=_NOT_OTIO_HINT) from None
     if not hasattr(timeline, "find_clips"):
         raise CorruptFileError(f"{source} holds a {type(timeline).__name__}, not a timeline",
-                               path=source)
+                               path=source, hint=_NOT_OTIO_HINT)
     return timeline
 
 

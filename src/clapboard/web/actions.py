@@ -36,7 +36,8 @@ BASE = "/p/{project}/{episode}/{batch}"
 
 def _int_field(form: FormData, name: str) -> int:
     value = form.get(name)
-    if not isinstance(value, str) or not value.strip().isdigit():
+    # isdecimal, not isdigit: "²" is a digit that int() refuses (it was a 500).
+    if not isinstance(value, str) or not value.strip().isdecimal():
         raise HttpProblem(422, "invalid", f"form field {name!r} must be a version number")
     return int(value)
 

@@ -21,7 +21,7 @@ from clapboard.paths import episode_token
 from clapboard.store import Store
 from clapboard.web.app import WebContext, web
 from clapboard.web.errors import HttpProblem
-from clapboard.web.views import scene_rows, take_counts
+from clapboard.web.views import scene_rows
 
 router = APIRouter(prefix="/api", tags=["api"])
 Ctx = Annotated[WebContext, Depends(web)]
@@ -70,7 +70,7 @@ def scene_payload(ctx: WebContext, project: str, ep: str, batch: str, scene: Sce
     refs += [o for b in scene.beats for t in b.takes for o in t.outputs]
     return {
         "project": project, "episode": ep, "batch_id": batch, "version": version,
-        "etag": etag(version), "take_counts": take_counts(scene), "scene": scene.to_dict(),
+        "etag": etag(version), "take_counts": scene.take_counts(), "scene": scene.to_dict(),
         "media": {str(r): ctx.media.describe(project, r).url for r in refs},
     }
 

@@ -19,7 +19,7 @@ from clapboard.web.api import _episode, _project
 from clapboard.web.app import WebContext, web
 from clapboard.web.errors import HttpProblem
 from clapboard.web.media import MediaRefused
-from clapboard.web.views import beat_view, diff_summary, scene_rows, take_counts
+from clapboard.web.views import beat_view, diff_summary, scene_rows
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[WebContext, Depends(web)]
@@ -93,7 +93,7 @@ def scene_page(request: Request, project: str, episode: str, batch: str, *,
     return render(request, "scene.html", {
         "project": project, "ep": ep, "batch": batch, "scene": scene, "version": version,
         "versions": len(manifest.get("versions") or []) if manifest else 1,
-        "beats": beats, "counts": take_counts(scene), "problem": problem,
+        "beats": beats, "counts": scene.take_counts(), "problem": problem,
         "approved": sum(1 for b in beats if b.board_status == "approved"),
         "crumbs": crumbs(project, ep, batch)}, status)
 

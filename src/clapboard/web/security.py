@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -40,6 +41,16 @@ def _host_only(netloc: str) -> str:
     return netloc.rsplit(":", 1)[0] if ":" in netloc else netloc
 
 
+def is_loopback_name(host: str) -> bool:
+    """``localhost`` or a loopback address (all of 127.0.0.0/8, ``::1``; brackets allowed)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Guard:
     """The security settings of one app instance."""
@@ -53,7 +64,12 @@ class Guard:
     def host_ok(self, request: Request) -> bool:
         if self.allowed_hosts is None:
             return True
-        return _host_only(request.headers.get("host", "")) in self.allowed_hosts
+        host = _host_only(request.headers.get("host", ""))
+        if host in self.allowed_hosts:
+            return True
+        # `serve --host 127.0.0.2` is loopback too (cmd_serve lets it bind without a
+        # token), so its own Host header must not be refused as a rebinding attempt.
+        return self.allowed_hosts is LOOPBACK_HOSTS and is_loopback_name(host)
 
     # -- 2. token ---------------------------------------------------------------------
 

@@ -6,27 +6,19 @@ so the scenes table, the scene page and the JSON API agree on what they report.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from clapboard.diff import summarize
 from clapboard.errors import ClapboardError
-from clapboard.models import Beat, Scene, Take
+from clapboard.models import Beat, Take
 from clapboard.store import Store
 from clapboard.web.media import Media, MediaLibrary
 
 #: Take statuses in the order people scan them: done, in flight, waiting, trouble.
-TAKE_ORDER = ("succeeded", "running", "pending", "failed", "stale", "cancelled")
 #: ``plan_shot`` keys worth a line on a beat card, first match is the title.
 TITLE_KEYS = ("title", "description", "summary", "action", "prompt")
 FACT_KEYS = ("duration_s", "frames", "shot_type", "camera", "lens", "location")
-
-
-def take_counts(scene: Scene) -> dict[str, int]:
-    """Take status → count over the whole scene, in :data:`TAKE_ORDER`, zeros omitted."""
-    counts = Counter(t.status for b in scene.beats for t in b.takes)
-    return {s: counts[s] for s in TAKE_ORDER if counts[s]}
 
 
 @dataclass
@@ -139,7 +131,7 @@ def scene_rows(store: Store, project: str, episode: str) -> list[SceneRow]:
         rows.append(SceneRow(
             batch, version=version,
             versions=len(manifest.get("versions") or []) if manifest else 1,
-            beats=len(scene.beats), counts=take_counts(scene),
+            beats=len(scene.beats), counts=scene.take_counts(),
             boards_approved=sum(1 for b in scene.beats if b.board and b.board.status == "approved"),
             locked=scene.locked, lock_reason=scene.lock_reason,
         ))
