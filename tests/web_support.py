@@ -8,11 +8,9 @@ folder, a candidate version), and the real server on a free loopback port.
 from __future__ import annotations
 
 import socket
-import struct
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import clapboard
 from clapboard.models import Beat, Board, Scene, Take
+from clapboard.png import encode_png
 
 PROJECT = "lighthouse"
 EPISODE = "ep_001"
@@ -32,19 +31,7 @@ ACTOR = "ops@studio"
 
 def png_bytes(width: int, height: int, pixel: Any) -> bytes:
     """A truecolour PNG; ``pixel(x, y) -> (r, g, b)``."""
-    raw = bytearray()
-    for y in range(height):
-        raw.append(0)
-        for x in range(width):
-            raw.extend(pixel(x, y))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(bytes(raw), 6)) + chunk(b"IEND", b""))
+    return encode_png(width, height, pixel)
 
 
 def frame_png(hue: tuple[int, int, int], shape: str, cx: float, cy: float,

@@ -18,10 +18,8 @@ import multiprocessing as mp
 import os
 import random
 import signal
-import struct
 import tempfile
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ import orjson
 from clapboard.errors import SceneLockedError, ValidationError
 from clapboard.models import Beat, Board, Scene, Take
 from clapboard.opener import open_store
+from clapboard.png import encode_png
 from clapboard.store import Store, utc_now
 
 PROJECT = "demo-film"
@@ -65,23 +64,15 @@ def png_bytes(width: int, height: int, seed: str) -> bytes:
     sea = [rng.randrange(5, 40), rng.randrange(30, 80), rng.randrange(50, 110)]
     horizon = int(height * rng.uniform(0.45, 0.65))
     lx, ly, radius = rng.randrange(width), rng.randrange(horizon), max(2, height // 10)
-    rows = bytearray()
-    for y in range(height):
-        rows.append(0)  # PNG filter type "none" for this row
-        for x in range(width):
-            if (x - lx) ** 2 + (y - ly) ** 2 <= radius * radius:
-                rows += bytes((250, 230, 160))
-            else:
-                base, shade = (sky, y / horizon) if y < horizon else (sea, 0.6)
-                rows += bytes(min(255, int(c * (0.6 + 0.6 * shade))) for c in base)
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    def pixel(x: int, y: int) -> tuple[int, int, int]:
+        if (x - lx) ** 2 + (y - ly) ** 2 <= radius * radius:
+            return (250, 230, 160)
+        base, shade = (sky, y / horizon) if y < horizon else (sea, 0.6)
+        r, g, b = (min(255, int(c * (0.6 + 0.6 * shade))) for c in base)
+        return (r, g, b)
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(bytes(rows), 6)) + chunk(b"IEND", b""))
+    return encode_png(width, height, pixel)
 
 
 def write_media(project_dir: Path, relative: str, seed: str) -> str:
