@@ -19,6 +19,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run the long stress modes for about this many seconds each")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the long mode a stress test runs for about ``--soak`` seconds (some for a few
+    multiples of it): give every test that much more room than the quick-mode timeout."""
+    seconds = float(config.getoption("--soak"))
+    if seconds > 0:
+        for item in items:
+            item.add_marker(pytest.mark.timeout(300 + 4 * seconds))
+
+
 @pytest.fixture(scope="session")
 def soak(request: pytest.FixtureRequest) -> float:
     """Seconds for long stress modes; 0 in the quick mode."""
