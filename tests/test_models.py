@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -65,6 +66,10 @@ def test_path_written_as_string() -> None:
         (lambda d: d["beats"][0]["takes"][0].__setitem__("created_at", "yesterday"),
          "beats[0].takes[0].created_at"),
         (lambda d: d.__setitem__("beats", {}), "beats"),
+        (lambda d: d["beats"][0]["takes"][0].__setitem__("status", ["running"]),
+         "beats[0].takes[0].status"),
+        (lambda d: d["beats"][0]["board"].__setitem__("status", {"s": 1}),
+         "beats[0].board.status"),
     ],
 )
 def test_validation_names_field(mutate, field: str) -> None:  # type: ignore[no-untyped-def]
@@ -105,3 +110,28 @@ def test_take_round_trip_property(extra: dict, meta: dict, status: str) -> None:
     t = Take.from_dict(d)
     assert t.to_dict() == d
     assert Take.from_dict(t.to_dict()) == t
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.sampled_from([
+    ("scene_id",), ("beats",), ("locked",), ("lock_reason",), ("locked_at",),
+    ("scene_metadata",), ("beats", 0), ("beats", 0, "beat_id"), ("beats", 0, "max_takes"),
+    ("beats", 0, "takes"), ("beats", 0, "takes", 0), ("beats", 0, "takes", 0, "status"),
+    ("beats", 0, "takes", 0, "take_id"), ("beats", 0, "takes", 0, "outputs"),
+    ("beats", 0, "takes", 0, "attempt"), ("beats", 0, "takes", 0, "heartbeat_at"),
+    ("beats", 0, "primary_take_id"), ("beats", 0, "board"), ("beats", 0, "board", "status"),
+    ("beats", 0, "board", "frames"), ("beats", 0, "beat_metadata"),
+]), value=json_values)
+def test_any_json_in_any_field_is_accepted_or_a_validation_error(
+        path: tuple[object, ...], value: object) -> None:
+    """Whatever a foreign tool or bit rot puts in a field: a model or ValidationError."""
+    d = sample_scene().to_dict()
+    target: Any = d
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    try:
+        scene = Scene.from_dict(d)
+    except ValidationError:
+        return
+    assert Scene.from_dict(scene.to_dict()) == scene

@@ -162,7 +162,7 @@ class Take:
         v: Any = self.take_id
         if type(v) is not str or not v:
             _nonempty_str("take_id", v)
-        if self.status not in TAKE_STATUSES:
+        if type(self.status) is not str or self.status not in TAKE_STATUSES:
             raise ValidationError(
                 "status", f"unknown take status {self.status!r} (one of {sorted(TAKE_STATUSES)})"
             )
@@ -254,7 +254,7 @@ class Board:
         self.validate()
 
     def validate(self) -> None:
-        if self.status not in BOARD_STATUSES:
+        if type(self.status) is not str or self.status not in BOARD_STATUSES:
             raise ValidationError(
                 "status",
                 f"unknown board status {self.status!r} (one of {sorted(BOARD_STATUSES)})",

@@ -496,7 +496,7 @@ class Store:
         ``refuse_locked`` as in :meth:`set_primary_take`."""
         from clapboard.models import BOARD_STATUSES, Board
 
-        if status not in BOARD_STATUSES:
+        if not isinstance(status, str) or status not in BOARD_STATUSES:
             raise ValidationError("status", f"unknown board status {status!r}")
         who = resolve_actor(actor)
 
