@@ -428,3 +428,16 @@ def test_a_long_non_ascii_schema_name_still_notifies() -> None:
         store.close()
         with psycopg.connect(base, autocommit=True) as admin:
             admin.execute(psql.SQL("DROP SCHEMA {} CASCADE").format(psql.Identifier(schema)))
+
+
+def test_reads_on_a_broken_store_are_typed_errors(pg_url: str) -> None:  # noqa: F811
+    """Tables dropped behind the store's back: one clear ClapboardError, not psycopg's."""
+    store = clapboard.open_store(pg_url)
+    store.init_scenes_from_plan(P, EP, {"sequences": {"SEQ_A": {"shots": []}}})
+    sql_rows(pg_url, "DROP TABLE clapboard_journal, clapboard_bodies, clapboard_batches")
+    for read in (lambda: store.list_batches(P, EP), lambda: store.list_projects(),
+                 lambda: store.load_active(P, EP, "SEQ_A"),
+                 lambda: store.history(P, EP, "SEQ_A")):
+        with pytest.raises(ClapboardError, match="PostgreSQL store"):
+            read()
+    store.close()

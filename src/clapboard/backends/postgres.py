@@ -114,6 +114,10 @@ class PostgresBatchError(ClapboardError):
             "it failed at commit: the outcome is unknown, check with `clapboard log`")
 
 
+class PostgresUnavailableError(ClapboardError, ConnectionError):
+    """A read or maintenance query failed in the database (no batch lock was held)."""
+
+
 class PostgresBackend(Backend):
     """A store in a PostgreSQL schema. ``pool_size`` bounds the connections it opens."""
 
@@ -157,9 +161,20 @@ class PostgresBackend(Backend):
 
     @contextmanager
     def connection(self) -> Iterator[Conn]:
-        """A pooled autocommit connection, for reads and whole-store maintenance."""
-        with self._pool.connection() as conn:
-            yield conn
+        """A pooled autocommit connection, for reads and whole-store maintenance.
+
+        A database failure here (server gone, pool exhausted, tables dropped) becomes one
+        typed error naming the store, as a missing folder would on the filesystem.
+        """
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as e:  # PoolTimeout is an OperationalError too
+            raise PostgresUnavailableError(
+                f"PostgreSQL store {self.location}: {str(e).strip() or type(e).__name__}",
+                path=self.name,
+                hint="check that the server runs and the store's tables exist; retry",
+            ) from e
 
     def _held(self) -> dict[Key, PgBatchTx]:
         held: dict[Key, PgBatchTx] | None = getattr(self._local, "held", None)
