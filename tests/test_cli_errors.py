@@ -97,8 +97,9 @@ def test_dotdot_in_names(film: Cli, tmp_path: Path, args: tuple[str, ...]) -> No
     assert not (tmp_path / "escape").exists()
 
 
-def test_unknown_episode(film: Cli) -> None:
-    r = film("ls", PROJECT, "7")
+@pytest.mark.parametrize("cmd", ["ls", "recover-stale"])
+def test_unknown_episode(film: Cli, cmd: str) -> None:
+    r = film(cmd, PROJECT, "7")
     assert r.code == 2 and "no scenes in episode ep_007" in one_error_line(r)
 
 

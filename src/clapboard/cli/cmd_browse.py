@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from clapboard.cli.common import emit, fail, get_store, global_options, require_project
+from clapboard.cli.common import (
+    emit,
+    get_store,
+    global_options,
+    require_episode,
+    require_project,
+)
 from clapboard.cli.group import cli
 from clapboard.cli.render import counts_text
 from clapboard.manifest import active_of
@@ -65,10 +71,7 @@ def ls_cmd(ctx: click.Context, project: str | None, episode: str | None) -> None
         emit(ctx, {"project": project, "episodes": episodes}, rows=episodes,
              columns=[("episode", "episode"), ("scenes", "scenes")])
         return
-    ep = episode_token(episode)
-    batches = store.list_batches(project, ep)
-    if not batches:
-        fail(f"project {project} has no scenes in episode {ep}; see `clapboard ls {project}`")
+    ep, batches = require_episode(store, project, episode)
     rows = [_scene_row(store, project, ep, b) for b in batches]
     columns = [("batch_id", "batch"), ("active_version", "active"), ("versions", "versions"),
                ("beats", "beats"), ("takes_text", "takes"), ("primary_takes", "primary"),

@@ -15,6 +15,7 @@ from clapboard.cli.common import (
     get_store,
     global_options,
     progress,
+    require_episode,
     require_project,
 )
 from clapboard.cli.group import cli
@@ -37,7 +38,7 @@ def recover_stale_cmd(ctx: click.Context, project: str, episode: str,
         clapboard recover-stale my-film 1 --older-than 120
     """
     store = get_store(ctx)
-    require_project(store, project)  # a typo must not report "0 recovered" and exit 0
+    require_episode(store, project, episode)  # a typo must not report "0 recovered"
     found = store.recover_stale_takes(project, episode, older_than_s=older_than)
     rows = [{"batch_id": b, "beat_id": beat, "take_id": t} for b, beat, t in found]
     emit(ctx, {"project": project, "episode": episode, "older_than_s": older_than,

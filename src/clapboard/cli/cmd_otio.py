@@ -19,14 +19,12 @@ from clapboard.cli.common import (
     EXIT_CONFLICT,
     EXIT_PROBLEMS,
     emit,
-    fail,
     get_store,
     global_options,
-    require_project,
+    require_episode,
 )
 from clapboard.cli.group import cli
 from clapboard.export.otio import ApplyResult, ImportPlan, apply_import, plan_import, write_otio
-from clapboard.paths import episode_token
 
 
 @cli.group("export")
@@ -97,10 +95,7 @@ def export_otio_cmd(ctx: click.Context, project: str, episode: str, output: Path
         clapboard export otio my-film ep_001 -o cut.otio --rate 25 --json
     """
     store = get_store(ctx)
-    require_project(store, project)
-    ep = episode_token(episode)
-    if not store.list_batches(project, ep):
-        fail(f"project {project} has no scenes in episode {ep}; see `clapboard ls {project}`")
+    ep, _ = require_episode(store, project, episode)
     timeline = write_otio(store, project, ep, output, rate=rate, media_root=media_root)
     summary = _export_summary(timeline, output, project, ep, rate)
     emit(ctx, summary, text=(

@@ -27,7 +27,7 @@ from clapboard.cli.failures import (
 )
 from clapboard.cli.settings import Settings, global_options, settings
 from clapboard.opener import open_store
-from clapboard.paths import validate_project
+from clapboard.paths import episode_token, validate_project
 from clapboard.store import Store
 
 Row = dict[str, Any]
@@ -60,6 +60,17 @@ def require_project(store: Store, project: str) -> None:
         hint = f"known: {', '.join(known)}" if known else "the store has no projects yet"
         fail(f"no project {project!r} in store {store.backend.location} ({hint}); "
              "check --root / CLAPBOARD_HOME or run `clapboard init`")
+
+
+def require_episode(store: Store, project: str, episode: str) -> tuple[str, list[str]]:
+    """The canonical episode token and its batches; an episode without scenes is refused
+    (a typo must not look like an empty result)."""
+    require_project(store, project)
+    ep = episode_token(episode)
+    batches = store.list_batches(project, ep)
+    if not batches:
+        fail(f"project {project} has no scenes in episode {ep}; see `clapboard ls {project}`")
+    return ep, batches
 
 
 def wants_json(ctx: click.Context) -> bool:
