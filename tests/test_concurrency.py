@@ -23,16 +23,18 @@ from clapboard.backends.filesystem import FilesystemBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# One worker for every backend: argv[1] is a folder or a postgresql:// URL.
 INCREMENT = textwrap.dedent("""
     import sys, clapboard
-    root, n = sys.argv[1], int(sys.argv[2])
-    store = clapboard.open_store(root, lock_timeout=60)
+    location, n = sys.argv[1], int(sys.argv[2])
+    store = clapboard.open_store(location, lock_timeout=60)
     def bump(scene):
         md = scene.scene_metadata
         md["counter"] = md.get("counter", 0) + 1
     for _ in range(n):
         _, v = store.load_active_with_version("show", 1, "BATCH")
         store.save_active_scene_status("show", 1, "BATCH", expected_version=v, mutate=bump)
+    store.close()
 """)
 
 

@@ -19,23 +19,11 @@ import pytest
 
 import clapboard
 from tests.pg_support import pg_url, sql_rows  # noqa: F401  (pg_url is a fixture)
+from tests.test_concurrency import INCREMENT
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
 P, EP = "show", 1
-
-INCREMENT = textwrap.dedent("""
-    import sys, clapboard
-    url, n = sys.argv[1], int(sys.argv[2])
-    store = clapboard.open_store(url, lock_timeout=60, pool_size=1)
-    def bump(scene):
-        md = scene.scene_metadata
-        md["counter"] = md.get("counter", 0) + 1
-    for _ in range(n):
-        _, v = store.load_active_with_version("show", 1, "BATCH")
-        store.save_active_scene_status("show", 1, "BATCH", expected_version=v, mutate=bump)
-    store.close()
-""")
 
 # Saves forever; with a hook that, on request, parks inside the open transaction after
 # the body row was written, and says so on stdout (so the parent kills it right there).

@@ -21,6 +21,10 @@
     ├── StoreReadOnlyError         (OSError)      a journal fsync failed; reopen the store
     └── RollbackError              (OSError)      restoring after a failed hook failed too
 
+The PostgreSQL backend adds two, defined beside the code that raises them (they name
+database failures, not store semantics): ``PostgresBatchError`` (a database error while a
+batch was held) and ``PostgresUnavailableError`` (``ConnectionError``: a read failed).
+
 The builtin bases keep code written against the seed module working: it caught
 ``KeyError`` for schema problems, ``ValueError`` for bad names and identity, and
 ``FileNotFoundError`` for missing scenes.
