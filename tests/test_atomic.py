@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import clapboard
+from clapboard.errors import StoreReadOnlyError
 from clapboard.io import atomic
 from clapboard.io.atomic import atomic_write_bytes
 from tests.test_contract import PLAN, bump
@@ -57,7 +58,14 @@ def test_status_save_fsync_error_keeps_last_good(tmp_path: Path,
     assert store.history("show", 1, "SEQ_A") == history
     folder = Path(store.backend.location) / "projects/show/orchestration/scenes"
     assert not [n for n in os.listdir(folder) if "cbtmp" in n]
-    store.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
+    # The failed fsync was the journal's (the status save's commit point): after it the
+    # kernel's view of the file is unknown, so this store refuses writes until reopened.
+    with pytest.raises(StoreReadOnlyError):
+        store.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
+    reopened = clapboard.open_store(tmp_path / "s")
+    assert reopened.load_raw("show", 1, "SEQ_A") == before
+    reopened.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
+    assert reopened.load_raw("show", 1, "SEQ_A") != before
 
 
 def test_write_error_midway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,15 +105,26 @@ def test_folder_is_fsynced_after_rename(tmp_path: Path, monkeypatch: pytest.Monk
         events.append(("rename", Path(b).name))
         real_rename(a, b)
 
-    store = clapboard.open_store(tmp_path / "s")
+    # compact_every=1: from the second status save on, each rewrites the body first.
+    store = clapboard.open_store(tmp_path / "s", compact_every=1)
     store.init_scenes_from_plan("show", 1, PLAN)
+    store.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "rename", rename)
-    store.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
+    for _ in range(2):
+        store.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
     monkeypatch.undo()
     # body: fsync(temp) -> rename -> fsync(folder); then the journal append is fsynced.
     assert events == [("fsync", "file"), ("rename", "ep_001_SEQ_A.json"), ("fsync", "dir"),
-                      ("fsync", "file")]
+                      ("fsync", "file")] * 2
+    # With no rewrite due, a status save is one journal append and its fsync.
+    events.clear()
+    lazy = clapboard.open_store(tmp_path / "s")
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    lazy.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
+    monkeypatch.undo()
+    assert events == [("fsync", "file")]
 
 
 def test_mkdir_fsyncs_parents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

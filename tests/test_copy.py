@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 import clapboard
-from clapboard import Beat, Scene, Store, Take, codec
+from clapboard import Beat, Scene, Store, Take, codec, persistence
 from clapboard.cli import cli
 from clapboard.copy import CopyConflictError, copy_store, list_all_batches
-from clapboard.paths import ProjectPaths
+from clapboard.paths import ProjectPaths, parse_scene_file
 from tests.pg_support import pg_url  # noqa: F401  (a fixture)
 
 PLAN: dict[str, Any] = {"sequences": {
@@ -67,9 +67,20 @@ def snapshot(store: Store) -> dict[tuple[str, str, str], Any]:
 
 
 def store_files(root: Path) -> dict[str, bytes]:
-    """Every body, manifest and journal file (lock files hold only a holder hint)."""
-    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*"))
-            if f.is_file() and not f.name.endswith(".lock")}
+    """Every manifest and journal file byte for byte, and every body as its content
+    (journal deltas applied; its checkpoint is a position in its own store's journal,
+    which a copy writes afresh). Lock files hold only a holder hint."""
+    out = {}
+    for f in sorted(root.rglob("*")):
+        if not f.is_file() or f.name.endswith(".lock"):
+            continue
+        name = parse_scene_file(f.name)
+        if name is not None and name.kind in ("flat", "version"):
+            out[str(f.relative_to(root))] = codec.encode_scene(
+                persistence.load_scene(f).to_dict())
+        else:
+            out[str(f.relative_to(root))] = f.read_bytes()
+    return out
 
 
 def test_copy_between_folders(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """A real full disk and a real file-size limit (FAILURE_MODES #4), not injected errors.
 
 ENOSPC comes from a 256 KiB tmpfs mounted in a private mount namespace (``unshare``),
-EFBIG from ``RLIMIT_FSIZE`` in a child. In both, a status save that grows the body past
-the limit must raise, keep the last good body, leave no temp file, and the store must
-keep working for a save that fits.
+EFBIG from ``RLIMIT_FSIZE`` in a child. In both, a status save that grows the batch past
+the limit (its journal record, the commit point) must raise, keep the last good state,
+leave no temp file, and the store — reopened, as after any journal fault — must keep
+working for a save that fits.
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ SCENARIO = textwrap.dedent("""
     folder = os.path.join(root, "projects/show/orchestration/scenes")
     temps = [n for n in os.listdir(folder) if "cbtmp" in n]
     kept = store.load_raw("show", 1, "B") == before
-    if mode == "enospc":
-        store = clapboard.open_store(root)  # a journal fault makes a store read-only
+    store = clapboard.open_store(root)  # a journal fault makes a store read-only
     store.save_active_scene_status("show", 1, "B", expected_version=1, mutate=grow(10))
     after = store.load_active("show", 1, "B").scene_metadata["blob"] == "x" * 10
     print(json.dumps({"outcome": outcome, "temps": temps, "kept": kept, "after": after,

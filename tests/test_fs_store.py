@@ -49,9 +49,11 @@ def test_layout_and_schema_version(seeded: Store) -> None:
         "ep_001_SEQ_A.json", "ep_001_SEQ_A.v002.json", "ep_001_SEQ_A.versions.json",
         "ep_001_SEQ_A.versions.lock", "ep_001_SEQ_A.journal.jsonl",
         "ep_001_SEQ_B.json", "ep_001_SEQ_B.versions.lock", "ep_001_SEQ_B.journal.jsonl"])
-    for name in ("ep_001_SEQ_A.json", "ep_001_SEQ_A.v002.json", "ep_001_SEQ_A.versions.json"):
+    for name in ("ep_001_SEQ_A.json", "ep_001_SEQ_A.v002.json"):
         doc = json.loads((d / name).read_text())
-        assert doc["schema_version"] == 1
+        assert doc["schema_version"] == 2
+        assert set(doc["journal_checkpoint"]) == {"seq", "crc", "offset"}
+    assert json.loads((d / "ep_001_SEQ_A.versions.json").read_text())["schema_version"] == 1
     manifest = json.loads((d / "ep_001_SEQ_A.versions.json").read_text())
     assert set(manifest) == {"schema_version", "batch_id", "active_version", "versions",
                              "history"}
@@ -122,7 +124,7 @@ def test_schema_error_is_a_key_error_naming_both_versions(seeded: Store) -> None
     with pytest.raises(KeyError) as ei:
         seeded.load_active(P, EP, "SEQ_A")
     msg = str(ei.value)
-    assert "expected 1" in msg and "got 7" in msg and str(flat) in msg
+    assert "expected 2" in msg and "got 7" in msg and str(flat) in msg
 
 
 def manifest_path(store: Store) -> Path:
@@ -215,22 +217,47 @@ def test_list_batches_ignores_sidecars_and_strays(seeded: Store) -> None:
 
 def test_migration_chain_upgrades_old_bodies(seeded: Store,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """A synthetic schema bump: v1 bodies are upgraded on read and by migrate."""
-    def v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """A synthetic schema bump: v2 bodies are upgraded on read and by migrate, and the
+    body's journal checkpoint survives the rewrite."""
+    def v2_to_v3(doc: dict[str, Any]) -> dict[str, Any]:
         doc["scene_metadata"] = {**doc.get("scene_metadata", {}), "migrated": True}
         return doc
 
-    monkeypatch.setitem(codec.MIGRATIONS, "scene", {1: v1_to_v2})
-    monkeypatch.setitem(codec.CURRENT, "scene", 2)
-    monkeypatch.setattr(codec, "SCENE_SCHEMA_VERSION", 2)
-    assert seeded.load_active(P, EP, "SEQ_A").scene_metadata["migrated"] is True
     flat = scenes_dir(seeded) / "ep_001_SEQ_A.json"
-    assert json.loads(flat.read_text())["schema_version"] == 1  # reading does not rewrite
+    checkpoint = json.loads(flat.read_text())["journal_checkpoint"]
+    monkeypatch.setitem(codec.MIGRATIONS, "scene", {**codec.MIGRATIONS["scene"], 2: v2_to_v3})
+    monkeypatch.setitem(codec.CURRENT, "scene", 3)
+    monkeypatch.setattr(codec, "SCENE_SCHEMA_VERSION", 3)
+    assert seeded.load_active(P, EP, "SEQ_A").scene_metadata["migrated"] is True
+    assert json.loads(flat.read_text())["schema_version"] == 2  # reading does not rewrite
     migrated = seeded.migrate(P)
     assert sorted(Path(p).name for p in migrated) == ["ep_001_SEQ_A.json", "ep_001_SEQ_B.json"]
     doc = json.loads(flat.read_text())
-    assert doc["schema_version"] == 2 and doc["scene_metadata"]["migrated"] is True
+    assert doc["schema_version"] == 3 and doc["scene_metadata"]["migrated"] is True
+    assert doc["journal_checkpoint"] == checkpoint
     assert seeded.migrate(P) == []
+
+
+def test_version_1_bodies_load_and_migrate(seeded: Store) -> None:
+    """Bodies of clapboard 0.1 and the seed (schema 1, no checkpoint) are complete as
+    they stand: they load, take status saves, and migrate to schema 2."""
+    flat = scenes_dir(seeded) / "ep_001_SEQ_B.json"
+    doc = json.loads(flat.read_text())
+    del doc["journal_checkpoint"]
+    doc["schema_version"] = 1
+    flat.write_text(json.dumps(doc))
+    scene, v = seeded.load_active_with_version(P, EP, "SEQ_B")
+    assert scene.scene_id == "SEQ_B"
+    assert [Path(p).name for p in seeded.migrate(P)] == ["ep_001_SEQ_B.json"]
+    migrated = json.loads(flat.read_text())
+    assert migrated["schema_version"] == 2 and "journal_checkpoint" not in migrated
+
+    def bump(s: Any) -> None:
+        s.scene_metadata["n"] = 1
+
+    seeded.save_active_scene_status(P, EP, "SEQ_B", expected_version=v, mutate=bump)
+    assert seeded.load_active(P, EP, "SEQ_B").scene_metadata["n"] == 1
+    assert "journal_checkpoint" in json.loads(flat.read_text())  # stamped on first save
 
 
 def test_network_filesystem_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,7 +59,8 @@ def test_in_place_nested_mutation_is_written_and_journaled(store: Any) -> None:
     assert by_path["scene_metadata.nested.k"]["old"] == [1, 2]
     assert by_path["scene_metadata.nested.k"]["new"] == [1, 2, 3]
     assert by_path["beats[b1].takes[t1].receipt.job.id"] == {
-        "path": "beats[b1].takes[t1].receipt.job.id", "old": "j1", "new": "j2"}
+        "path": "beats[b1].takes[t1].receipt.job.id", "old": "j1", "new": "j2",
+        "key": ["beats", {"beat_id": "b1"}, "takes", {"take_id": "t1"}, "receipt", "job", "id"]}
 
 
 def test_invalid_stored_body_is_reported_with_its_file_and_kept(store: Any) -> None:
@@ -112,14 +113,24 @@ def test_closure_making_the_scene_invalid_is_refused(store: Any) -> None:
     assert path.read_bytes() == before
 
 
-def test_read_body_for_update_gives_two_independent_documents(store: Any) -> None:
+def test_read_body_gives_the_caller_its_own_document(store: Any) -> None:
+    """Bodies are kept between reads (shared states): what read_body hands out, and
+    what a loaded scene holds, is the caller's own and cannot reach the kept state."""
     with store.transaction(P, EP, B) as tx:
-        got = tx.read_body_for_update(1, tx.read_manifest())
-    assert got is not None
-    a, b = got
-    assert a == b
-    b["scene_metadata"]["nested"]["k"].append(9)
-    assert a["scene_metadata"]["nested"]["k"] == [1, 2]
+        a = tx.read_body(1, tx.read_manifest())
+        a["scene_metadata"]["nested"]["k"].append(9)
+        b = tx.read_body(1, tx.read_manifest())
+    assert b["scene_metadata"]["nested"]["k"] == [1, 2]
+    scene = store.load_active(P, EP, B)
+    scene.scene_metadata["nested"]["k"].append(7)
+    scene.beats[0].takes[0].receipt["mutated"] = True
+    scene.beats[1].beat_metadata["x"] = 1
+    again = store.load_active(P, EP, B)
+    assert again.scene_metadata["nested"]["k"] == [1, 2]
+    assert "mutated" not in again.beats[0].takes[0].receipt
+    assert "x" not in again.beats[1].beat_metadata
+    fresh = clapboard.open_store(store.backend.location).load_active(P, EP, B)
+    assert again == fresh
 
 
 def test_runner_overlay_shares_nothing_with_its_inputs() -> None:

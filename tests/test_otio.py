@@ -232,7 +232,8 @@ def test_round_trip_sets_exactly_one_primary(store: Any, sample: dict[str, Any],
     assert record["op"] == "otio_import" and record["actor"] == "editor@suite"
     assert record["version"] == 1
     assert record["detail"]["changes"] == [
-        {"path": "beats[A].primary_take_id", "old": "t1", "new": "t2"}]
+        {"path": "beats[A].primary_take_id", "key": ["beats", {"beat_id": "A"}, "primary_take_id"],
+         "old": "t1", "new": "t2"}]
 
     # importing the same edited file again changes nothing
     again = plan_import(store, path)

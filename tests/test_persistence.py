@@ -118,7 +118,12 @@ def test_seed_written_bodies_load_in_clapboard(home: Path, seed: Any,
         s.scene_metadata["n"] = 1
 
     persistence.save_active_scene_status("p", 1, "SEQ_010", expected_version=1, mutate=bump)
-    assert seed.load_scene(seed.scene_path("p", 1, "SEQ_010")).scene_metadata["n"] == 1
+    path = persistence.scene_path("p", 1, "SEQ_010")
+    assert persistence.load_scene(path).scene_metadata["n"] == 1
+    # A body clapboard wrote is schema 2: it may have journal deltas after it, which the
+    # seed cannot apply, so the seed refuses it loudly instead of reading a stale scene.
+    with pytest.raises(KeyError, match="expected 1, got 2"):
+        seed.load_scene(seed.scene_path("p", 1, "SEQ_010"))
 
 
 def test_save_scene_guarded_refuses_locked(home: Path, tmp_path: Path) -> None:

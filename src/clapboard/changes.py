@@ -1,15 +1,33 @@
-"""What a write changed, as paths with old and new values (the journal's ``detail``).
+"""What a write changed — and applying those changes again (journal replay).
 
-Lists of beats and takes are matched by id, not position, so a path reads like
-``beats[B010].takes[t2].status``; other lists compare whole.
+:func:`changed_paths` lists the leaf-level changes between two documents. Lists of
+beats and takes are matched by id, not position, so a change reads like
+``beats[B010].takes[t2].status``; other lists compare whole. Each change carries:
+
+* ``path`` — that readable form (ids may contain any character, so it is for people);
+* ``key`` — the same location as a list of segments a program can follow: a string is
+  a dict key, a one-entry object such as ``{"take_id": "t2"}`` is the list element
+  with that id;
+* ``old`` / ``new`` — the values (``None`` stands for "absent");
+* ``removed: true`` when the key or element is gone, and ``index`` (its position in
+  the new list) when a list element was added.
+
+:func:`apply_changes` replays such a list onto a document, copy-on-write: the result
+shares every untouched sub-document with its input and never mutates it. Replaying
+the changes of ``old → new`` onto ``old`` gives ``new`` (the journal's delta records
+rely on this; tests/test_changes.py checks it by property).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from clapboard.errors import CorruptJournalError
+
 _ID_KEYS = {"beats": "beat_id", "takes": "take_id"}
 _MISSING: Any = None
+
+Change = dict[str, Any]
 
 
 def _by_id(items: list[Any], key: str) -> dict[Any, Any] | None:
@@ -18,46 +36,127 @@ def _by_id(items: list[Any], key: str) -> dict[Any, Any] | None:
         if not isinstance(item, dict) or key not in item or item[key] in out:
             return None
         ident = item[key]
-        try:
-            hash(ident)
-        except TypeError:
+        if type(ident) is not str:  # ids become path text and keys: strings only
             return None
         out[ident] = item
     return out
 
 
-def changed_paths(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:
-    """Leaf-level changes from ``old`` to ``new``: ``[{path, old, new}]`` (empty if equal)."""
+def changed_paths(old: Any, new: Any, path: str = "",
+                  key: tuple[Any, ...] = ()) -> list[Change]:
+    """Leaf-level changes from ``old`` to ``new`` (empty if equal); see the module doc."""
     if old == new and type(old) is type(new):
         return []
-    out: list[dict[str, Any]] = []
+    out: list[Change] = []
     if isinstance(old, dict) and isinstance(new, dict):
-        for key in list(old.keys()) + [k for k in new if k not in old]:
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in new:
-                out.append({"path": sub, "old": old[key], "new": _MISSING})
-            elif key not in old:
-                out.append({"path": sub, "old": _MISSING, "new": new[key]})
-            elif key in _ID_KEYS and isinstance(old[key], list) and isinstance(new[key], list):
-                out.extend(_list_changes(old[key], new[key], sub, _ID_KEYS[key]))
+        for k in list(old.keys()) + [k for k in new if k not in old]:
+            sub = f"{path}.{k}" if path else str(k)
+            subkey = (*key, k)
+            if k not in new:
+                out.append(_change(sub, subkey, old[k], _MISSING, removed=True))
+            elif k not in old:
+                out.append(_change(sub, subkey, _MISSING, new[k]))
+            elif k in _ID_KEYS and isinstance(old[k], list) and isinstance(new[k], list):
+                out.extend(_list_changes(old[k], new[k], sub, subkey, _ID_KEYS[k]))
             else:
-                out.extend(changed_paths(old[key], new[key], sub))
+                out.extend(changed_paths(old[k], new[k], sub, subkey))
         return out
-    return [{"path": path, "old": old, "new": new}]
+    return [_change(path, key, old, new)]
 
 
-def _list_changes(old: list[Any], new: list[Any], path: str, key: str) -> list[dict[str, Any]]:
+def _change(path: str, key: tuple[Any, ...], old: Any, new: Any, *, removed: bool = False,
+            index: int | None = None) -> Change:
+    c: Change = {"path": path, "key": list(key), "old": old, "new": new}
+    if removed:
+        c["removed"] = True
+    if index is not None:
+        c["index"] = index
+    return c
+
+
+def _list_changes(old: list[Any], new: list[Any], path: str, key: tuple[Any, ...],
+                  id_key: str) -> list[Change]:
     if old == new:
         return []
-    a, b = _by_id(old, key), _by_id(new, key)
+    a, b = _by_id(old, id_key), _by_id(new, id_key)
     if a is None or b is None or [i for i in a if i in b] != [i for i in b if i in a]:
-        return [{"path": path, "old": old, "new": new}]  # reordered or unkeyed: whole list
-    out: list[dict[str, Any]] = []
+        return [_change(path, key, old, new)]  # reordered or unkeyed: the whole list
+    out: list[Change] = []
     for ident, item in a.items():
-        sub = f"{path}[{ident}]"
-        out.extend(changed_paths(item, b[ident], sub) if ident in b
-                   else [{"path": sub, "old": item, "new": _MISSING}])
-    for ident, item in b.items():
+        sub, subkey = f"{path}[{ident}]", (*key, {id_key: ident})
+        if ident in b:
+            out.extend(changed_paths(item, b[ident], sub, subkey))
+        else:
+            out.append(_change(sub, subkey, item, _MISSING, removed=True))
+    for index, (ident, item) in enumerate(b.items()):
         if ident not in a:
-            out.append({"path": f"{path}[{ident}]", "old": _MISSING, "new": item})
+            out.append(_change(f"{path}[{ident}]", (*key, {id_key: ident}), _MISSING, item,
+                               index=index))
     return out
+
+
+# -- replay ------------------------------------------------------------------------------
+
+
+def apply_changes(doc: dict[str, Any], changes: list[Change]) -> dict[str, Any]:
+    """``doc`` with ``changes`` applied, copy-on-write (``doc`` itself is untouched).
+
+    Raises :class:`CorruptJournalError` when a change does not fit the document (its
+    location does not exist): a delta record that cannot be replayed is damage, never
+    something to skip.
+    """
+    out = doc
+    for change in changes:
+        segments = change.get("key")
+        if not isinstance(segments, list) or not segments:
+            raise CorruptJournalError(f"change {change.get('path')!r} has no replayable key")
+        try:
+            out = _apply(out, segments, change)
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise CorruptJournalError(
+                f"change {change.get('path')!r} does not fit the stored body") from None
+    return out
+
+
+def _apply(node: Any, segments: list[Any], change: Change) -> Any:
+    seg, rest = segments[0], segments[1:]
+    if isinstance(seg, dict):  # the list element with this id
+        ((id_key, ident),) = seg.items()
+        items = list(node)
+        pos = next((i for i, item in enumerate(items)
+                    if isinstance(item, dict) and item.get(id_key) == ident), None)
+        if rest:
+            if pos is None:
+                raise KeyError(ident)
+            items[pos] = _apply(items[pos], rest, change)
+        elif change.get("removed"):
+            if pos is not None:
+                del items[pos]
+        elif pos is not None:
+            items[pos] = change["new"]
+        else:
+            items.insert(min(int(change.get("index", len(items))), len(items)), change["new"])
+        return items
+    if not isinstance(node, dict) or not isinstance(seg, str):
+        raise TypeError(seg)
+    out = dict(node)
+    if rest:
+        out[seg] = _apply(out[seg], rest, change)
+    elif change.get("removed"):
+        out.pop(seg, None)
+    else:
+        out[seg] = change["new"]
+    return out
+
+
+def touched_beats(changes: list[Change]) -> set[str] | None:
+    """Ids of the beats ``changes`` reach into, or None when a change reaches past
+    single beats (scene-level fields, the beat list itself)."""
+    ids: set[str] = set()
+    for change in changes:
+        key = change.get("key") or []
+        if len(key) >= 2 and key[0] == "beats" and isinstance(key[1], dict):
+            ids.add(str(next(iter(key[1].values()))))
+        else:
+            return None
+    return ids

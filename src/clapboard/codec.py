@@ -15,6 +15,7 @@ import gc
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,24 @@ import orjson
 
 from clapboard.errors import CorruptFileError, SchemaVersionError, ValidationError
 
-SCENE_SCHEMA_VERSION = 1
+# Scene bodies: 1 = clapboard 0.1 and the seed; 2 = a body may carry a journal
+# checkpoint (journal records after it still apply to it, see ``decode_body``).
+SCENE_SCHEMA_VERSION = 2
 MANIFEST_SCHEMA_VERSION = 1
+CHECKPOINT_KEY = "journal_checkpoint"
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
-# MIGRATIONS[kind][n] upgrades a document of schema n to n + 1. Today every kind is at
-# its first version, so the chains are empty; a schema bump adds one step here and a
-# test with a body of the old version (tests/test_codec.py shows how).
-MIGRATIONS: dict[str, dict[int, Migration]] = {"scene": {}, "manifest": {}}
+
+
+def _scene_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
+    # A version-1 body has no checkpoint: it is complete as it stands.
+    return doc
+
+
+# MIGRATIONS[kind][n] upgrades a document of schema n to n + 1; a schema bump adds one
+# step here and a test with a body of the old version (tests/test_fs_store.py).
+MIGRATIONS: dict[str, dict[int, Migration]] = {"scene": {1: _scene_1_to_2}, "manifest": {}}
 CURRENT: dict[str, int] = {"scene": SCENE_SCHEMA_VERSION, "manifest": MANIFEST_SCHEMA_VERSION}
 
 _OPTS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
@@ -58,6 +68,17 @@ def dumps(doc: dict[str, Any]) -> bytes:
         return (text + "\n").encode("utf-8")
 
 
+def json_copy(doc: Any) -> Any:
+    """An independent deep copy of a JSON value (an orjson round trip is faster than
+    ``copy.deepcopy``; values orjson refuses fall back to it). Paths become strings."""
+    try:
+        return orjson.loads(orjson.dumps(doc, default=_default))
+    except (orjson.JSONEncodeError, TypeError):
+        import copy
+
+        return copy.deepcopy(doc)
+
+
 class gc_paused:
     """Pause the cyclic garbage collector while building a large document.
 
@@ -79,6 +100,29 @@ class gc_paused:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A position in a batch journal: record ``seq`` with ``crc``, ending at ``offset``
+    (a hint: the reader verifies the record it points at)."""
+
+    seq: int
+    crc: str
+    offset: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "crc": self.crc, "offset": self.offset}
+
+    @classmethod
+    def from_dict(cls, raw: object, path: Path | str | None = None) -> Checkpoint:
+        ok = (isinstance(raw, dict) and set(raw) == {"seq", "crc", "offset"}
+              and all(type(raw[k]) is int and raw[k] >= 0 for k in ("seq", "offset"))
+              and isinstance(raw["crc"], str))
+        if not ok:
+            raise CorruptFileError(f"malformed {CHECKPOINT_KEY} in {path}: {raw!r}", path=path)
+        assert isinstance(raw, dict)
+        return cls(raw["seq"], raw["crc"], raw["offset"])
+
+
 def loads(data: bytes, path: Path | str | None = None) -> Any:
     """Parse bytes; unparseable input raises ``CorruptFileError`` (a ``ValueError``)."""
     try:
@@ -88,9 +132,15 @@ def loads(data: bytes, path: Path | str | None = None) -> Any:
         raise CorruptFileError(f"unparseable JSON{where}: {e}", path=path) from None
 
 
-def encode_scene(scene_dict: dict[str, Any]) -> bytes:
-    """Body bytes for a scene dict (as from ``Scene.to_dict()``)."""
-    return dumps({**scene_dict, "schema_version": SCENE_SCHEMA_VERSION})
+def encode_scene(scene_dict: dict[str, Any], checkpoint: Checkpoint | None = None) -> bytes:
+    """Body bytes for a scene dict (as from ``Scene.to_dict()``), with the journal
+    position it includes when given."""
+    doc = {**scene_dict, "schema_version": SCENE_SCHEMA_VERSION}
+    if checkpoint is not None:
+        doc[CHECKPOINT_KEY] = checkpoint.to_dict()
+    else:
+        doc.pop(CHECKPOINT_KEY, None)
+    return dumps(doc)
 
 
 def encode_manifest(manifest: dict[str, Any]) -> bytes:
@@ -132,8 +182,24 @@ def upgrade(kind: str, doc: dict[str, Any], path: Path | str | None = None) -> d
 
 
 def decode_scene(data: bytes, path: Path | str | None = None) -> dict[str, Any]:
-    """Scene dict (without ``schema_version``) from body bytes, upgraded if older."""
-    return upgrade("scene", loads(data, path), path)
+    """Scene dict (without ``schema_version``) from body bytes, upgraded if older.
+
+    The body's journal checkpoint is dropped: use :func:`decode_body` to replay."""
+    return decode_body(data, path)[0]
+
+
+def decode_body(data: bytes,
+                path: Path | str | None = None) -> tuple[dict[str, Any], Checkpoint | None]:
+    """Scene dict and the journal checkpoint the body carries (None: it is complete).
+
+    A body with a checkpoint includes every journal record up to ``seq``; delta
+    records after it (for the body's version) still have to be applied to it.
+    """
+    doc = upgrade("scene", loads(data, path), path)
+    raw = doc.pop(CHECKPOINT_KEY, None)
+    if raw is None:
+        return doc, None
+    return doc, Checkpoint.from_dict(raw, path)
 
 
 def decode_manifest(data: bytes, path: Path | str | None = None) -> dict[str, Any]:

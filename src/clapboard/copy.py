@@ -6,7 +6,8 @@ prev and crc — so the copy's history is provably the same chain. It works betw
 two backends because it only uses the :class:`~clapboard.backends.base.Backend`
 interface: reads under the source batch's lock (a consistent snapshot even while
 writers run), writes in one destination batch transaction (PostgreSQL: one SQL
-transaction; filesystem: body → manifest → journal, each durable, undone on failure).
+transaction; filesystem: journal → bodies → manifest, each durable). Bodies are copied
+as their current content (every journal delta applied).
 
 Per destination batch, exactly one of:
 
@@ -122,12 +123,22 @@ def _same(have: BatchState, want: BatchState) -> bool:
 
 
 def _is_older_state(have: BatchState, want: BatchState) -> bool:
+    """The destination's journal is a prefix of the source's (an equal one: a copy that
+    was interrupted before its bodies or manifest)."""
     n = len(have.journal)
-    return 0 < n < len(want.journal) and want.journal[:n] == have.journal
+    return 0 < n <= len(want.journal) and want.journal[:n] == have.journal
 
 
 def _write(tx: BatchTx, have: BatchState, want: BatchState) -> tuple[int, int]:
-    """Bring the destination batch to ``want``: bodies, then manifest, then journal."""
+    """Bring the destination batch to ``want``: journal, then bodies, then manifest.
+
+    The journal goes first: a body written afterwards includes every record (its
+    checkpoint is the journal's end), so no imported delta record applies to it twice.
+    A copy interrupted after the journal leaves a batch with only a journal, which the
+    next copy completes (an older state of the same chain)."""
+    new = want.journal[len(have.journal):]
+    for record in new:
+        tx.import_journal(record)
     bodies = 0
     for artifact, (version, doc) in sorted(want.bodies.items()):
         if have.bodies.get(artifact) != (version, doc):
@@ -135,9 +146,6 @@ def _write(tx: BatchTx, have: BatchState, want: BatchState) -> tuple[int, int]:
             bodies += 1
     if want.manifest is not None and want.manifest != have.manifest:
         tx.write_manifest(want.manifest)
-    new = want.journal[len(have.journal):]
-    for record in new:
-        tx.import_journal(record)
     return bodies, len(new)
 
 

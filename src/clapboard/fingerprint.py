@@ -14,7 +14,6 @@ with orjson bytes of the same projection — equal keys exactly when equal finge
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -23,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from clapboard.models import Scene
+from clapboard.codec import json_copy
+from clapboard.models import Scene, beat_metadata_view
 
 # Order matters: the projection takes present keys in this order (as the seed does).
 STRUCTURAL_BEAT_METADATA_KEYS: tuple[str, ...] = (
@@ -94,10 +94,20 @@ def raw_fingerprint(raw: dict[str, Any]) -> str:
 
 
 def structure_key(scene: Scene) -> bytes:
-    """Bytes that are equal exactly when two scenes' fingerprints are equal (fast path)."""
-    projection = _projection(
-        scene.scene_id, ((b.beat_id, b.beat_metadata) for b in scene.beats)
-    )
+    """Bytes that are equal exactly when two scenes' fingerprints are equal (fast path).
+
+    Reads lazy beats without building them."""
+    return _key_of(scene.scene_id, ((b.beat_id, beat_metadata_view(b)) for b in scene.beats))
+
+
+def raw_structure_key(raw: dict[str, Any]) -> bytes:
+    """:func:`structure_key` of a raw body dict (equal for equal structures)."""
+    return _key_of(raw.get("scene_id"), ((b.get("beat_id"), b.get("beat_metadata"))
+                                         for b in raw.get("beats") or []))
+
+
+def _key_of(scene_id: Any, beat_items: BeatItems) -> bytes:
+    projection = _projection(scene_id, beat_items)
     try:
         return orjson.dumps(projection, default=_json_default, option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONEncodeError, TypeError):
@@ -144,15 +154,6 @@ def structural_mutations(disk_dict: dict[str, Any], rebuild_dict: dict[str, Any]
     return mutations
 
 
-def _json_copy(doc: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of a JSON document: orjson round trip, else ``copy.deepcopy``."""
-    try:
-        out: dict[str, Any] = orjson.loads(orjson.dumps(doc, default=_json_default))
-        return out
-    except (orjson.JSONEncodeError, TypeError):
-        return copy.deepcopy(doc)
-
-
 def runner_overlay(
     disk_dict: dict[str, Any], runner_dict: dict[str, Any], *, allow_structural_enrichment: bool
 ) -> dict[str, Any]:
@@ -166,8 +167,8 @@ def runner_overlay(
     """
     # Both inputs are copied once, whole, at C speed (orjson), so the result shares
     # nothing with either and the per-key copies below are unnecessary.
-    merged = _json_copy(disk_dict)
-    runner_dict = _json_copy(runner_dict)
+    merged: dict[str, Any] = json_copy(disk_dict)
+    runner_dict = json_copy(runner_dict)
     runner_beats = {b.get("beat_id"): b for b in (runner_dict.get("beats") or [])}
     for disk_beat in merged.get("beats") or []:
         runner_beat = runner_beats[disk_beat.get("beat_id")]

@@ -18,8 +18,9 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from clapboard.codec import json_copy
 from clapboard.errors import ValidationError
 
 TakeStatus: TypeAlias = Literal["pending", "running", "succeeded", "failed", "stale", "cancelled"]
@@ -314,6 +315,35 @@ class Beat:
     def __post_init__(self) -> None:
         self.validate(deep=False)
 
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only when ordinary lookup fails: a lazy beat's field that was not
+            # built yet (see :func:`lazy_scene`). Build them all, then answer.
+            d = self.__dict__
+            if name not in _BEAT_LAZY or "_raw" not in d:
+                raise AttributeError(name)
+            self._hydrate()
+            return d[name]
+
+    def _hydrate(self) -> None:
+        """Build a lazy beat's takes, board, metadata and extras from an independent
+        copy of its stored dict (which was validated when it was loaded). Fields the
+        caller already assigned are kept."""
+        d = self.__dict__
+        raw = d.pop("_raw")
+        fresh = json_copy(raw)
+        fields, extra = _fast_fields("beat", fresh, _BEAT_KNOWN)
+        if "takes" not in d:
+            d["takes"] = [Take.from_dict(t, validate=False) for t in fields.get("takes", [])]
+        if "board" not in d:
+            b = fields.get("board")
+            d["board"] = Board.from_dict(b, validate=False) if b is not None else None
+        if "beat_metadata" not in d:
+            d["beat_metadata"] = fields.get("beat_metadata", {})
+        if "extra" not in d:
+            d["extra"] = extra
+
     def validate(self, *, deep: bool = True) -> None:
         v: Any = self.beat_id
         if type(v) is not str or not v:
@@ -366,6 +396,9 @@ class Beat:
         raise KeyError(take_id)
 
     def to_dict(self) -> JsonDict:
+        raw = untouched_raw(self)
+        if raw is not None:
+            return json_copy(raw)  # type: ignore[no-any-return]
         d: JsonDict = dict(self.extra)
         d.update(
             beat_id=self.beat_id, max_takes=self.max_takes, beat_metadata=self.beat_metadata,
@@ -438,7 +471,7 @@ class Scene:
         for i, beat in enumerate(self.beats):
             if type(beat) is not Beat and not isinstance(beat, Beat):
                 raise ValidationError(f"beats[{i}]", f"must be a Beat, got {type(beat).__name__}")
-            if deep:
+            if deep and untouched_raw(beat) is None:  # an untouched lazy beat is valid
                 try:
                     beat.validate()
                 except ValidationError as e:
@@ -468,11 +501,15 @@ class Scene:
         raise KeyError(beat_id)
 
     def to_dict(self) -> JsonDict:
+        return self.dict_with_beats([b.to_dict() for b in self.beats])
+
+    def dict_with_beats(self, beats: list[JsonDict]) -> JsonDict:
+        """The dict form, with ``beats`` as its beat list."""
         d: JsonDict = dict(self.extra)
         d.update(
-            scene_id=self.scene_id, beats=[b.to_dict() for b in self.beats],
-            scene_metadata=self.scene_metadata, locked=self.locked,
-            lock_reason=self.lock_reason, locked_by=self.locked_by, locked_at=self.locked_at,
+            scene_id=self.scene_id, beats=beats, scene_metadata=self.scene_metadata,
+            locked=self.locked, lock_reason=self.lock_reason, locked_by=self.locked_by,
+            locked_at=self.locked_at,
         )
         return d
 
@@ -508,6 +545,63 @@ class Scene:
         return scene
 
 
+# -- lazy scenes -------------------------------------------------------------------------
+#
+# The store keeps the last body of a batch it read (validated, never mutated) and hands
+# out scenes whose beats are *lazy*: a beat holds its stored dict and builds its takes,
+# board and metadata only when one of them is first used. A status save that touches
+# one beat builds one beat, and an untouched beat is written back as the very dict it
+# came from. The scalars (id, max_takes, primary take, phantom count) are set at once.
+
+_BEAT_LAZY = frozenset(("takes", "board", "beat_metadata", "extra"))
+
+
+def lazy_scene(doc: JsonDict) -> Scene:
+    """A scene over a *validated* stored dict that nobody mutates: scene fields are
+    copied, beats are lazy (see above). Mutating the result never reaches ``doc``."""
+    top = json_copy({k: v for k, v in doc.items() if k != "beats"})
+    fields, extra = _fast_fields("scene", top, _SCENE_KNOWN)
+    beats = []
+    for raw in doc.get("beats", ()):
+        beat = object.__new__(Beat)
+        beat.__dict__.update(
+            beat_id=raw["beat_id"], max_takes=raw.get("max_takes", 3),
+            primary_take_id=raw.get("primary_take_id"),
+            phantom_recovery_count=raw.get("phantom_recovery_count", 0), _raw=raw)
+        beats.append(beat)
+    values = {**_SCENE_DEFAULTS, **fields, "beats": beats, "extra": extra}
+    if "scene_metadata" not in fields:
+        values["scene_metadata"] = {}
+    scene: Scene = _new(Scene, values)
+    return scene
+
+
+def untouched_raw(beat: Beat) -> JsonDict | None:
+    """The stored dict of a lazy beat nothing was built or assigned on, else None."""
+    d = beat.__dict__
+    raw: JsonDict | None = d.get("_raw")
+    if raw is None or not _BEAT_LAZY.isdisjoint(d):
+        return None
+    if (d["beat_id"] is not raw["beat_id"]
+            or d["max_takes"] is not raw.get("max_takes", 3)
+            or d["primary_take_id"] is not raw.get("primary_take_id")
+            or d["phantom_recovery_count"] is not raw.get("phantom_recovery_count", 0)):
+        return None
+    return raw
+
+
+def beat_metadata_view(beat: Beat) -> Any:
+    """A beat's ``beat_metadata`` for reading, without building a lazy beat."""
+    raw = untouched_raw(beat)
+    return raw.get("beat_metadata") if raw is not None else beat.beat_metadata
+
+
+def shared_dict(scene: Scene) -> JsonDict:
+    """The scene's dict form in which untouched lazy beats are their stored dicts
+    (shared, read-only: for diffing and encoding, never for handing out)."""
+    return scene.dict_with_beats([untouched_raw(b) or b.to_dict() for b in scene.beats])
+
+
 # Known keys and immutable defaults for the from_dict fast path (mutable defaults are
 # created fresh per instance there).
 _TAKE_KNOWN = frozenset(Take._FIELDS)
@@ -525,6 +619,11 @@ _SCENE_KNOWN = frozenset(Scene._FIELDS)
 _SCENE_DEFAULTS: JsonDict = {"locked": False, "lock_reason": None, "locked_by": None,
                              "locked_at": None}
 
+# A lazy field must not have a class-level default: attribute lookup would find the
+# default before ``Beat.__getattr__`` could build the real value. (The generated
+# ``__init__`` keeps its own copy of the default.)
+del Beat.board
+
 
 __all__ = [
     "BOARD_STATUSES",
@@ -535,4 +634,8 @@ __all__ = [
     "Scene",
     "Take",
     "TakeStatus",
+    "beat_metadata_view",
+    "lazy_scene",
+    "shared_dict",
+    "untouched_raw",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from clapboard.errors import ClapboardError
+from clapboard.backends.fs_state import COMPACT_EVERY
+from clapboard.errors import ClapboardError, ValidationError
 from clapboard.paths import store_root
 from clapboard.store import Store
 
@@ -22,7 +23,8 @@ def open_store(location: str | os.PathLike[str] | None = None, **options: Any) -
     ``location``: a folder (filesystem backend), a ``postgresql://`` URL, or None for
     ``CLAPBOARD_STORE``, else ``CLAPBOARD_HOME``, else ``./clapboard-data``.
     Options: ``lock_timeout`` (seconds, default ``CLAPBOARD_LOCK_TIMEOUT`` or 30),
-    ``allow_network_fs`` (filesystem), ``pool_size`` (PostgreSQL).
+    ``allow_network_fs`` and ``compact_every`` (filesystem: status saves journaled on
+    a body before it is rewritten whole, default 64), ``pool_size`` (PostgreSQL).
     """
     if location is None:
         location = os.environ.get("CLAPBOARD_STORE") or None
@@ -40,7 +42,11 @@ def open_store(location: str | os.PathLike[str] | None = None, **options: Any) -
     from clapboard.backends.filesystem import FilesystemBackend
 
     allow = bool(options.pop("allow_network_fs", False))
+    compact_every = options.pop("compact_every", COMPACT_EVERY)
     if options:
         raise TypeError(f"unknown open_store options: {sorted(options)}")
-    return Store(FilesystemBackend(store_root(location), allow_network_fs=allow),
+    if isinstance(compact_every, bool) or not isinstance(compact_every, int) or compact_every < 0:
+        raise ValidationError("compact_every", f"must be an integer >= 0, got {compact_every!r}")
+    return Store(FilesystemBackend(store_root(location), allow_network_fs=allow,
+                                   compact_every=compact_every),
                  lock_timeout=lock_timeout)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clapboard import codec
+from clapboard.backends.fs_state import BodyCache
 from clapboard.errors import (
     LockTimeoutError,
     SceneIdentityMismatchError,
@@ -36,6 +37,7 @@ from clapboard.paths import (
     ProjectPaths,
     episode_token,
     flat_name,
+    journal_name,
     manifest_name,
     parse_scene_file,
     safe_basename,
@@ -151,12 +153,19 @@ def save_scene(scene: Scene, path: Path) -> None:
 
 
 def load_scene(path: Path) -> Scene:
+    """The scene in a body file, with the journal deltas recorded after it applied when
+    the file is a store body (its journal beside it)."""
     p = Path(path)
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         raise SceneNotFoundError(f"Scene JSON not found: {p}", path=p) from None
-    return Scene.from_dict(codec.decode_scene(data, p))
+    f = parse_scene_file(p.name)
+    if f is None or f.kind not in ("flat", "version"):
+        return Scene.from_dict(codec.decode_scene(data, p))
+    journal = p.with_name(journal_name(f.episode, f.batch_id))
+    state = BodyCache().materialize(p, journal, f.version or 1, data).state
+    return Scene.from_dict(state.doc)
 
 
 def save_scene_guarded(scene: Scene, path: Path) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from clapboard import codec
 from clapboard import versions as _versions
-from clapboard.backends.base import Backend, BatchTx, Doc, Report
+from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
 from clapboard.changes import changed_paths
 from clapboard.errors import (
     SceneIdentityMismatchError,
@@ -37,12 +37,13 @@ from clapboard.errors import (
     ValidationError,
 )
 from clapboard.fingerprint import (
+    raw_structure_key,
     runner_overlay,
     structural_mutations,
     structure_key,
 )
 from clapboard.manifest import active_of, artifact_for
-from clapboard.models import Scene
+from clapboard.models import Scene, lazy_scene, shared_dict
 from clapboard.paths import (
     episode_token,
     flat_name,
@@ -115,10 +116,13 @@ class Store:
         with self.backend.batch(project, ep, batch_id, timeout=self.lock_timeout, op=op) as tx:
             yield tx
 
+    @staticmethod
+    def _record(op: str, version: int | None, actor: str, detail: Doc) -> Doc:
+        return {"at": utc_now(), "actor": actor, "op": op, "version": version, "detail": detail}
+
     def _journal(self, tx: BatchTx, op: str, version: int | None, actor: str,
                  detail: Doc) -> Doc:
-        return tx.append_journal({"at": utc_now(), "actor": actor, "op": op,
-                                  "version": version, "detail": detail})
+        return tx.append_journal(self._record(op, version, actor, detail))
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -139,27 +143,33 @@ class Store:
         _, ep = self._names(project, episode, batch_id)
         return self.backend.read_manifest(project, ep, batch_id)
 
-    def _body_scene(self, doc: Doc | None, project: str, ep: str, batch_id: str, version: int,
-                    manifest: Doc | None) -> Scene:
-        """Hydrate a stored body, naming where it lives in any error."""
-        if doc is None:
+    def _scene_of(self, state: BodyState | None, project: str, ep: str, batch_id: str,
+                  version: int, manifest: Doc | None) -> Scene:
+        """A scene over a stored body (validated once per stored state; beats built
+        lazily), naming where the body lives in any error."""
+        if state is None:
             what = (f"no scene for batch {batch_id} ({ep} of project {project})"
                     if manifest is None else f"no scene body for batch {batch_id} v{version}")
             raise SceneNotFoundError(
                 what, path=self.backend.locate(project, ep, batch_id, version, manifest),
                 hint="check the names with `clapboard ls`",
             )
+        doc = state.doc
         if doc.get("scene_id") != batch_id:
             raise SceneIdentityMismatchError(
                 batch_id, doc.get("scene_id"), what="scene body",
                 path=self.backend.locate(project, ep, batch_id, version, manifest))
-        try:
-            with codec.gc_paused():
-                return Scene.from_dict(doc)
-        except ValidationError as e:
-            raise ValidationError(
-                e.field, f"{e.problem} (batch {batch_id} v{version})",
-                path=self.backend.locate(project, ep, batch_id, version, manifest)) from None
+        with codec.gc_paused():
+            if not state.valid:
+                try:
+                    Scene.from_dict(doc)  # every field checked; the result is not kept
+                except ValidationError as e:
+                    raise ValidationError(
+                        e.field, f"{e.problem} (batch {batch_id} v{version})",
+                        path=self.backend.locate(project, ep, batch_id, version, manifest),
+                    ) from None
+                state.valid = True
+            return lazy_scene(doc)
 
     def load_active_with_version(self, project: str, episode: object,
                                  batch_id: str) -> tuple[Scene, int]:
@@ -167,13 +177,13 @@ class Store:
         _, ep = self._names(project, episode, batch_id)
         manifest = self.backend.read_manifest(project, ep, batch_id)
         version = active_of(manifest)
-        doc = self.backend.read_body(project, ep, batch_id, version, manifest)
-        if doc is None and manifest is None:
+        state = self.backend.read_state(project, ep, batch_id, version, manifest)
+        if state is None and manifest is None:
             raise SceneNotFoundError(
                 f"no scene for batch {batch_id} ({ep} of project {project}): no manifest and "
                 "no flat body", hint="check the names with `clapboard ls`",
             )
-        return self._body_scene(doc, project, ep, batch_id, version, manifest), version
+        return self._scene_of(state, project, ep, batch_id, version, manifest), version
 
     def load_active(self, project: str, episode: object, batch_id: str) -> Scene:
         return self.load_active_with_version(project, episode, batch_id)[0]
@@ -183,8 +193,8 @@ class Store:
         """Any registered version's body."""
         _, ep = self._names(project, episode, batch_id)
         manifest = self.backend.read_manifest(project, ep, batch_id)
-        doc = self.backend.read_body(project, ep, batch_id, version, manifest)
-        return self._body_scene(doc, project, ep, batch_id, version, manifest)
+        state = self.backend.read_state(project, ep, batch_id, version, manifest)
+        return self._scene_of(state, project, ep, batch_id, version, manifest)
 
     def load_raw(self, project: str, episode: object, batch_id: str,
                  version: int | None = None) -> tuple[Doc, int]:
@@ -194,7 +204,7 @@ class Store:
         v = active_of(manifest) if version is None else version
         doc = self.backend.read_body(project, ep, batch_id, v, manifest)
         if doc is None:
-            self._body_scene(doc, project, ep, batch_id, v, manifest)  # raises, naming it
+            self._scene_of(None, project, ep, batch_id, v, manifest)  # raises, naming it
         assert doc is not None
         return doc, v
 
@@ -258,8 +268,8 @@ class Store:
         who = resolve_actor(actor)
         with self.transaction(project, episode, batch_id, op) as tx:
             manifest, version, artifact = self._locked_active(tx, expected_version)
-            got = tx.read_body_for_update(version, manifest)
-            if got is None:
+            state = tx.read_state(version, manifest)
+            if state is None:
                 if manifest is not None or not create_missing:
                     raise self._missing(tx, manifest, version, artifact)
                 scene = Scene(scene_id=batch_id)
@@ -272,37 +282,34 @@ class Store:
                 self._journal(tx, "create", version, who,
                               {"changes": changed_paths({}, new), "via": op})
                 return scene
-            # ``doc`` stays as on disk (for the diff); the scene is built from ``work``,
-            # an independent decode of the same bytes, so the closure cannot alias it.
-            doc, work = got
-            if work.get("scene_id") != batch_id:
-                self._body_scene(doc, project, tx.episode, batch_id, version, manifest)
-            # One validation pass, after the closure: every field is checked before the
-            # write either way. Should the closure or that pass fail, a stored body that
-            # is itself invalid is reported as such, naming its file (not as whatever
-            # the closure tripped over).
-            try:
-                with codec.gc_paused():
-                    scene = Scene.from_dict(work, validate=False)
-                    before = structure_key(scene)
-                mutate(scene)
-                scene.validate()
-            except Exception:
-                self._body_scene(doc, project, tx.episode, batch_id, version, manifest)
-                raise
-            if structure_key(scene) != before:
+            # The stored body is validated (once per stored state) before the closure
+            # sees it, so a corrupt body is reported as such, naming its file. The scene
+            # is lazy: only the beats the closure uses are built, each from its own copy.
+            scene = self._scene_of(state, project, tx.episode, batch_id, version, manifest)
+            before = state.key
+            if before is None:
+                before = state.key = raw_structure_key(state.doc)
+            mutate(scene)
+            scene.validate()  # every beat the closure built or assigned, and the scene
+            after = structure_key(scene)
+            if after != before:
                 raise SceneStructureImmutableError(
-                    batch_id, version, structural_mutations(doc, scene.to_dict())
+                    batch_id, version, structural_mutations(state.doc, scene.to_dict())
                 )
             with codec.gc_paused():
-                new = scene.to_dict()
-                changes = changed_paths(doc, new)
-            if changes:
+                new = shared_dict(scene)  # untouched beats are the stored dicts themselves
+                changes = changed_paths(state.doc, new)
+            if not changes:  # nothing to write, nothing to journal
+                if post_write is not None:
+                    post_write(scene)
+                return scene
+            record = self._record(op, version, who, {"changes": changes})
+            if post_write is None:
+                tx.commit_changes(version, artifact, state, new, record, after)
+            else:  # the hook may fail: write the whole body, so a rollback restores it
                 tx.write_body(version, new, artifact)
-            if post_write is not None:
                 post_write(scene)
-            if changes:
-                self._journal(tx, op, version, who, {"changes": changes})
+                tx.append_journal(record)
             return scene
 
     # -- Writer 1: the runner overlay ----------------------------------------------------
@@ -330,8 +337,8 @@ class Store:
         runner = scene.to_dict()
         with self.transaction(project, episode, batch_id, "runner") as tx:
             manifest, current, artifact = self._locked_active(tx, expected_version)
-            doc = tx.read_body(current, manifest)
-            if doc is None:
+            state = tx.read_state(current, manifest)
+            if state is None:
                 if manifest is not None:
                     raise self._missing(tx, manifest, current, artifact)
                 if scene.scene_id != batch_id:
@@ -340,6 +347,7 @@ class Store:
                 self._journal(tx, "create", current, who,
                               {"changes": changed_paths({}, runner), "via": "runner"})
                 return
+            doc = state.doc  # shared: read only (the overlay copies it)
             if doc.get("scene_id") != batch_id:
                 raise SceneIdentityMismatchError(batch_id, doc.get("scene_id"), what="scene body")
             mutations = structural_mutations(doc, runner)
@@ -350,8 +358,8 @@ class Store:
             changes = changed_paths(doc, merged)
             if not changes:
                 return
-            tx.write_body(current, merged, artifact)
-            self._journal(tx, "runner", current, who, {"changes": changes})
+            tx.commit_changes(current, artifact, state, merged,
+                              self._record("runner", current, who, {"changes": changes}), None)
 
     # -- plans ---------------------------------------------------------------------------
 

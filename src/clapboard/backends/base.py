@@ -26,21 +26,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 Doc = dict[str, Any]
-
-
-def json_copy(doc: Doc) -> Doc:
-    """An independent deep copy of a JSON document (orjson round trip: faster than
-    ``copy.deepcopy``; falls back to it for values orjson refuses)."""
-    try:
-        result: Doc = orjson.loads(orjson.dumps(doc))
-        return result
-    except (orjson.JSONEncodeError, TypeError):
-        import copy
-
-        return copy.deepcopy(doc)
 
 
 @dataclass
@@ -73,6 +59,21 @@ class Report:
                 "problems": [p.to_dict() for p in self.problems]}
 
 
+@dataclass
+class BodyState:
+    """A body as the store reads it: ``doc`` is the scene dict with every journal delta
+    applied. ``doc`` is shared (a backend may cache it): never mutate it — build a
+    scene with :func:`clapboard.models.lazy_scene` or copy it first.
+
+    ``valid`` says the whole document has passed model validation; ``key`` caches its
+    structure key. Both are filled in by the Store and kept with the cached state.
+    """
+
+    doc: Doc
+    valid: bool = False
+    key: bytes | None = None
+
+
 class BatchTx(ABC):
     """One batch held exclusively. See the module docstring for the contract."""
 
@@ -91,18 +92,26 @@ class BatchTx(ABC):
         With ``manifest`` None only version 1 (the flat body) exists.
         """
 
-    def read_body_for_update(self, version: int,
-                             manifest: Doc | None) -> tuple[Doc, Doc] | None:
-        """The body twice, as two independent documents (None if absent).
+    def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
+        """The body of ``version`` as a shared :class:`BodyState` (None if absent).
 
-        The first stays pristine (what is on disk, for the change diff); the second
-        may be handed to code that mutates it. Backends that hold the raw text decode
-        it twice, which is cheaper than a deep copy.
-        """
+        Default: a fresh decode each time. A backend may keep the state between calls
+        (the filesystem does, proving it current against the stored bytes)."""
         doc = self.read_body(version, manifest)
-        if doc is None:
-            return None
-        return doc, json_copy(doc)
+        return None if doc is None else BodyState(doc)
+
+    def commit_changes(self, version: int, artifact: str, state: BodyState, new_doc: Doc,
+                       record: Doc, key: bytes | None) -> Doc:
+        """Make a change of ``state`` durable and journal it; returns the record.
+
+        ``new_doc`` is the whole new body (it may share sub-documents with
+        ``state.doc``: read it, do not keep it); ``record`` the journal record, whose
+        ``detail.changes`` lists the changes. Default: write the whole body, then the
+        record. A backend may instead make the record itself the commit point (see the
+        filesystem backend), as long as every read applies it.
+        """
+        self.write_body(version, new_doc, artifact)
+        return self.append_journal(record)
 
     @abstractmethod
     def write_body(self, version: int, doc: Doc, artifact: str) -> None:
@@ -147,7 +156,13 @@ class Backend(ABC):
     def read_body(
         self, project: str, episode: str, batch_id: str, version: int, manifest: Doc | None
     ) -> Doc | None:
-        """Unlocked read of a decoded body."""
+        """Unlocked read of a decoded body (the caller's own copy)."""
+
+    def read_state(self, project: str, episode: str, batch_id: str, version: int,
+                   manifest: Doc | None) -> BodyState | None:
+        """Unlocked read of a body as a shared :class:`BodyState` (see BatchTx)."""
+        doc = self.read_body(project, episode, batch_id, version, manifest)
+        return None if doc is None else BodyState(doc)
 
     def locate(self, project: str, episode: str, batch_id: str, version: int,
                manifest: Doc | None) -> str:

@@ -19,8 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
+
 from clapboard import codec
-from clapboard.backends.base import Backend, BatchTx, Doc, Report
+from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
+from clapboard.backends.fs_state import COMPACT_EVERY, BodyCache, Entry, JournalPos
+from clapboard.changes import apply_changes
+from clapboard.codec import Checkpoint, json_copy
 from clapboard.errors import (
     ClapboardError,
     RollbackError,
@@ -55,8 +60,11 @@ def _read(path: Path) -> bytes | None:
 class FilesystemBackend(Backend):
     """A store in a folder. One machine: flock does not reach across NFS."""
 
-    def __init__(self, root: str | os.PathLike[str], *, allow_network_fs: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, allow_network_fs: bool = False,
+                 compact_every: int = COMPACT_EVERY) -> None:
         self.root = Path(root)
+        self.compact_every = compact_every
+        self.bodies = BodyCache()
         self.location = str(self.root)
         self.read_only_reason: str | None = None
         self._journals: dict[str, jr.Journal] = {}
@@ -90,7 +98,7 @@ class FilesystemBackend(Backend):
             return super().locate(project, episode, batch_id, version, manifest)
 
     def journal(self, project: str, episode: str, batch_id: str) -> jr.Journal:
-        path = self.scenes_dir(project) / journal_name(episode, batch_id)
+        path = self.journal_path(project, episode, batch_id)
         key = str(path)
         j = self._journals.get(key)
         if j is None:
@@ -110,20 +118,31 @@ class FilesystemBackend(Backend):
                                              what="manifest")
         return manifest
 
-    def _load_body(self, path: Path) -> tuple[bytes, Doc] | None:
+    def load_entry(self, path: Path, journal_path: Path,
+                   version: int) -> tuple[bytes, Entry] | None:
+        """The body file at ``path`` with its journal deltas applied (see fs_state)."""
         data = _read(path)
         if data is None:
+            self.bodies.drop(path)
             return None
-        with codec.gc_paused():
-            return data, codec.decode_scene(data, path)
+        return data, self.bodies.materialize(path, journal_path, version, data)
+
+    def journal_path(self, project: str, episode: str, batch_id: str) -> Path:
+        return self.scenes_dir(project) / journal_name(episode, batch_id)
 
     def read_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
         return self._load_manifest(project, episode, batch_id)
 
+    def read_state(self, project: str, episode: str, batch_id: str, version: int,
+                   manifest: Doc | None) -> BodyState | None:
+        got = self.load_entry(self.body_path(project, episode, batch_id, version, manifest),
+                              self.journal_path(project, episode, batch_id), version)
+        return got[1].state if got is not None else None
+
     def read_body(self, project: str, episode: str, batch_id: str, version: int,
                   manifest: Doc | None) -> Doc | None:
-        got = self._load_body(self.body_path(project, episode, batch_id, version, manifest))
-        return got[1] if got is not None else None
+        state = self.read_state(project, episode, batch_id, version, manifest)
+        return json_copy(state.doc) if state is not None else None
 
     def list_projects(self) -> list[str]:
         base = self.root / "projects"
@@ -163,7 +182,7 @@ class FilesystemBackend(Backend):
         return sorted(out)
 
     def read_journal(self, project: str, episode: str, batch_id: str) -> list[Doc]:
-        return jr.scan(self.scenes_dir(project) / journal_name(episode, batch_id)).records
+        return jr.scan(self.journal_path(project, episode, batch_id)).records
 
     def journal_since(
         self, project: str | None, after: dict[tuple[str, str, str], int]
@@ -234,6 +253,8 @@ class FsBatchTx(BatchTx):
         self._seen: dict[Path, bytes | None] = {}  # bytes as read in this tx
         self._undo: list[tuple[Path, bytes | None]] = []
         self._manifest: tuple[Doc | None] | None = None
+        self._entries: dict[Path, Entry] = {}  # bodies read in this tx, as read
+        self._journal = backend.journal(project, episode, batch_id)
 
     def read_manifest(self) -> Doc | None:
         if self._manifest is None:
@@ -242,24 +263,62 @@ class FsBatchTx(BatchTx):
         m = self._manifest[0]
         return dict(m) if m is not None else None
 
-    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
-        path = self.backend.body_path(self.project, self.episode, self.batch_id, version,
+    def _path(self, version: int, manifest: Doc | None) -> Path:
+        return self.backend.body_path(self.project, self.episode, self.batch_id, version,
                                       manifest)
-        got = self.backend._load_body(path)
-        self._seen[path] = got[0] if got is not None else None
-        return got[1] if got is not None else None
 
-    def read_body_for_update(self, version: int,
-                             manifest: Doc | None) -> tuple[Doc, Doc] | None:
-        # One read; decoding the same bytes twice is cheaper than deep-copying a dict.
-        path = self.backend.body_path(self.project, self.episode, self.batch_id, version,
-                                      manifest)
-        data = _read(path)
-        self._seen[path] = data
-        if data is None:
+    def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
+        path = self._path(version, manifest)
+        got = self.backend.load_entry(path, self._journal.path, version)
+        if got is None:
+            self._seen[path] = None
             return None
-        with codec.gc_paused():
-            return codec.decode_scene(data, path), codec.decode_scene(data, path)
+        self._seen[path], entry = got
+        self._entries[path] = entry
+        return entry.state
+
+    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
+        state = self.read_state(version, manifest)
+        return json_copy(state.doc) if state is not None else None
+
+    def commit_changes(self, version: int, artifact: str, state: BodyState, new_doc: Doc,
+                       record: Doc, key: bytes | None) -> Doc:
+        """The journal record is the commit point: one append and one fsync, the body
+        file untouched. Before that, a body without a checkpoint, or one that already
+        has ``compact_every`` deltas pending, is rewritten with its current state
+        (so a failure there refuses the save and commits nothing)."""
+        path = self.dir / safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
+        entry = self._entries.get(path)
+        if entry is None or entry.state is not state or self.backend.compact_every == 0:
+            # Not read in this transaction, or the store keeps every body current:
+            # write the body whole (its checkpoint then includes this record's past).
+            return super().commit_changes(version, artifact, state, new_doc, record, key)
+        if entry.checkpoint is None or entry.pending >= self.backend.compact_every:
+            entry = self._compact(path, entry)
+        rec = self._journal_write({**record, "detail": {**record["detail"], "delta": True}},
+                                  verbatim=False)
+        assert self._journal.last_append is not None
+        ino, end, line = self._journal.last_append
+        # The cached state follows from the record as written (its own decoded values:
+        # shared with nobody), exactly as a reader replaying the journal would get it.
+        doc = apply_changes(entry.state.doc, orjson.loads(line)["detail"]["changes"])
+        self.backend.bodies.put(path, Entry(
+            entry.body, entry.checkpoint, BodyState(doc, valid=True, key=key),
+            JournalPos(ino, end, rec["seq"], rec["crc"], line), entry.pending + 1))
+        return rec
+
+    def _compact(self, path: Path, entry: Entry) -> Entry:
+        pos = entry.pos if entry.pos is not None else self._position()
+        cp = Checkpoint(pos.seq, pos.crc, pos.end)
+        data = codec.encode_scene(entry.state.doc, cp)
+        self._replace(path, data)
+        compacted = Entry(data, cp, entry.state, pos, 0)
+        self.backend.bodies.put(path, compacted)
+        return compacted
+
+    def _position(self) -> JournalPos:
+        ino, tail, line = self._journal.position()
+        return JournalPos(ino, tail.valid_end, tail.seq, tail.crc, line)
 
     def artifact_exists(self, artifact: str) -> bool:
         return (self.dir / safe_basename(artifact)).exists()
@@ -274,8 +333,12 @@ class FsBatchTx(BatchTx):
         self._seen[path] = data
 
     def write_body(self, version: int, doc: Doc, artifact: str) -> None:
+        # A whole body includes everything journaled so far: stamp that position.
         path = self.dir / safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
-        self._replace(path, codec.encode_scene(doc))
+        pos = self._position()
+        self._replace(path, codec.encode_scene(doc, Checkpoint(pos.seq, pos.crc, pos.end)))
+        self._entries.pop(path, None)
+        self.backend.bodies.drop(path)
 
     def write_manifest(self, manifest: Doc) -> None:
         self._replace(self.dir / manifest_name(self.episode, self.batch_id),
@@ -289,7 +352,7 @@ class FsBatchTx(BatchTx):
         return self._journal_write(record, verbatim=True)
 
     def _journal_write(self, record: Doc, *, verbatim: bool) -> Doc:
-        j = self.backend.journal(self.project, self.episode, self.batch_id)
+        j = self._journal
         try:
             return j.append_verbatim(record) if verbatim else j.append(record)
         except OSError as e:

@@ -255,7 +255,7 @@ def migrate_filesystem(backend: FilesystemBackend, project: str | None) -> list[
                 if kind == "manifest":
                     new = codec.encode_manifest(codec.decode_manifest(data, path))
                 else:
-                    new = codec.encode_scene(codec.decode_scene(data, path))
+                    new = codec.encode_scene(*codec.decode_body(data, path))
                 atomic_write_bytes(path, new)
             done.append(str(path))
     return done

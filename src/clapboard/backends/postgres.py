@@ -477,17 +477,6 @@ class PgBatchTx(BatchTx):
         text = self.select_body(artifact)
         return self.backend._decode_body(text, self.project, artifact)
 
-    def read_body_for_update(self, version: int,
-                             manifest: Doc | None) -> tuple[Doc, Doc] | None:
-        # The row holds the text: decoding it twice is cheaper than a deep copy.
-        artifact = self._artifact(
-            artifact_for(manifest, self.episode, self.batch_id, version), version)
-        text = self.select_body(artifact)
-        if text is None:
-            return None
-        data, label = text.encode(), self.backend.label(self.project, artifact)
-        return codec.decode_scene(data, label), codec.decode_scene(data, label)
-
     def artifact_exists(self, artifact: str) -> bool:
         return self.select_body(safe_basename(artifact)) is not None
 

@@ -111,11 +111,15 @@ def scan(path: Path | str) -> JournalScan:
     return scan_bytes(data, path)
 
 
-def scan_bytes(data: bytes, path: Path | str = "<journal>") -> JournalScan:
+def scan_bytes(data: bytes, path: Path | str = "<journal>", *, seq: int = 0, crc: str = "",
+               base: int = 0) -> JournalScan:
+    """Like :func:`scan` over ``data``; ``seq`` / ``crc`` / ``base`` continue a chain
+    from a known record at byte ``base`` of the file (``data`` starts there)."""
     records: list[dict[str, Any]] = []
-    seq, crc, valid_end = 0, "", 0
+    valid_end = base
     bad_at: int | None = None
-    for offset, line, complete in _lines(data):
+    for rel, line, complete in _lines(data):
+        offset = base + rel
         rec = check_line(line) if complete else None
         if rec is None:
             if bad_at is None:
@@ -131,7 +135,7 @@ def scan_bytes(data: bytes, path: Path | str = "<journal>") -> JournalScan:
                 f"follow seq {seq} (a record was removed, reordered or edited)", path=path)
         records.append(rec)
         seq, crc, valid_end = rec["seq"], rec["crc"], offset + len(line) + 1
-    return JournalScan(records, Tail(seq, crc, valid_end, len(data)))
+    return JournalScan(records, Tail(seq, crc, valid_end, base + len(data)))
 
 
 def read_tail(fd: int, size: int, path: Path | str) -> Tail:
@@ -163,12 +167,47 @@ def read_tail(fd: int, size: int, path: Path | str) -> Tail:
     return scan_bytes(full, path).tail
 
 
+def line_ending_at(fd: int, end: int) -> bytes:
+    """The line (with its newline) that ends at byte ``end`` of an open journal; b""
+    when there is none (``end`` is 0 or not just after a newline)."""
+    if end <= 0 or os.pread(fd, 1, end - 1) != b"\n":
+        return b""
+    start = end - 1
+    step = 4096
+    while start > 0:
+        lo = max(0, start - step)
+        chunk = os.pread(fd, start - lo, lo)
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            start = lo + nl + 1
+            break
+        start = lo
+        step *= 4
+    return os.pread(fd, end - start, start)
+
+
 class Journal:
     """Appends to one journal file; the caller serialises appends (the batch lock)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._cache: tuple[int, int, Tail] | None = None  # (inode, size, tail)
+        # (inode, end offset, line) of this object's last successful append
+        self.last_append: tuple[int, int, bytes] | None = None
+
+    def position(self) -> tuple[int, Tail, bytes]:
+        """(inode, tail, last valid line) of the journal as it stands; the caller holds
+        the batch lock. A missing journal is inode -1 at seq 0."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return -1, Tail(0, "", 0, 0), b""
+        try:
+            st = os.fstat(fd)
+            tail = read_tail(fd, st.st_size, self.path)
+            return st.st_ino, tail, line_ending_at(fd, tail.valid_end)
+        finally:
+            os.close(fd)
 
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append ``record`` (without seq/prev/crc), durably; returns the full record."""
@@ -207,6 +246,7 @@ class Journal:
             rec = orjson.loads(line)
             end = tail.valid_end + len(line)
             self._cache = (st.st_ino, end, Tail(rec["seq"], rec["crc"], end, end))
+            self.last_append = (st.st_ino, end, line)
         except BaseException:
             self._cache = None
             raise

@@ -1,0 +1,233 @@
+"""Bodies as the filesystem backend reads them: the body file plus the journal's delta
+records after the body's checkpoint, kept per process and proven current on every read.
+
+Why: a status save rewrote the whole body (hundreds of KiB, two fsyncs) to change one
+take. Now its journal record — which already lists every changed path with the old and
+new value — is the commit point: one small append and one fsync. Every so often (and
+whenever a body is written for another reason) the body is rewritten with everything
+applied, stamped with the journal position it includes (``journal_checkpoint``).
+
+Reading a body therefore means: decode the body, then apply the delta records of its
+version that follow its checkpoint. This module does that and keeps the result, so the
+next read of an unchanged batch costs a read of the body bytes (compared with the kept
+bytes: proof, unlike inode/size/mtime, which ext4 reuses and a coarse clock repeats)
+plus a look at the journal's end; records appended since are applied incrementally.
+
+Kept states are shared and never mutated (``BodyState``): the Store builds lazy scenes
+over them. The cache is bounded (:data:`CACHE_BYTES`) and safe across threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from clapboard import codec
+from clapboard.backends.base import BodyState, Doc
+from clapboard.changes import apply_changes, touched_beats
+from clapboard.codec import Checkpoint
+from clapboard.errors import CorruptJournalError, ValidationError
+from clapboard.io import journal as jr
+from clapboard.models import Beat
+
+CACHE_BYTES = 64 << 20  # body bytes kept per process, least recently used dropped first
+COMPACT_EVERY = 64  # delta records of a version before its body is rewritten
+
+
+@dataclass(frozen=True)
+class JournalPos:
+    """A verified position in a journal: the record ``seq``/``crc`` whose line (with its
+    newline) is ``line`` and ends at byte ``end`` of the file with inode ``ino``."""
+
+    ino: int
+    end: int
+    seq: int
+    crc: str
+    line: bytes
+
+
+@dataclass(frozen=True)
+class Entry:
+    body: bytes  # the body file's bytes
+    checkpoint: Checkpoint | None  # what the body says it includes (None: complete)
+    state: BodyState  # the body with the deltas up to ``pos`` applied
+    pos: JournalPos | None  # None: the journal was not consulted (no checkpoint)
+    pending: int  # delta records applied on top of the body
+
+
+def is_delta(record: Doc, version: int) -> bool:
+    """True for a record whose changes are not in bodies written before it."""
+    detail = record.get("detail")
+    return (record.get("version") == version and isinstance(detail, dict)
+            and detail.get("delta") is True)
+
+
+class BodyCache:
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    # -- the kept entries ------------------------------------------------------------------
+
+    def get(self, path: Path) -> Entry | None:
+        with self._lock:
+            return self._entries.get(str(path))
+
+    def put(self, path: Path, entry: Entry) -> None:
+        key = str(path)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old.body)
+            self._entries[key] = entry
+            self._bytes += len(entry.body)
+            while self._bytes > self.max_bytes and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= len(dropped.body)
+
+    def drop(self, path: Path) -> None:
+        with self._lock:
+            old = self._entries.pop(str(path), None)
+            if old is not None:
+                self._bytes -= len(old.body)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def materialize(self, body_path: Path, journal_path: Path, version: int,
+                    data: bytes) -> Entry:
+        """The state of the body whose file holds ``data``, journal deltas applied."""
+        kept = self.get(body_path)
+        if kept is not None and kept.body == data:
+            try:
+                entry = _catch_up(kept, journal_path, version, from_body=False)
+            except _Rebase:
+                entry = _catch_up(_fresh(body_path, data), journal_path, version,
+                                  from_body=True)
+        else:
+            entry = _catch_up(_fresh(body_path, data), journal_path, version, from_body=True)
+        if entry is not kept:
+            self.put(body_path, entry)
+        return entry
+
+
+class _Rebase(Exception):
+    """A kept journal position no longer holds: start again from the body's checkpoint."""
+
+
+def _fresh(body_path: Path, data: bytes) -> Entry:
+    with codec.gc_paused():
+        doc, cp = codec.decode_body(data, body_path)
+    pos = None if cp is None else JournalPos(-1, cp.offset, cp.seq, cp.crc, b"")
+    return Entry(data, cp, BodyState(doc), pos, 0)
+
+
+def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool) -> Entry:
+    pos = entry.pos
+    if pos is None:
+        return entry
+    try:
+        fd = os.open(journal_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if pos.seq == 0:
+            return entry
+        raise CorruptJournalError(
+            f"journal is missing, but the body includes it up to seq {pos.seq}",
+            path=journal_path, hint="restore the journal from a backup") from None
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        if (pos.ino == st.st_ino and pos.end == size
+                and os.pread(fd, len(pos.line), size - len(pos.line)) == pos.line):
+            return entry  # nothing appended since
+        if pos.ino != st.st_ino or pos.end > size or not pos.line:
+            pos = _anchor(fd, size, pos, journal_path, from_body=from_body)
+        data = os.pread(fd, size - pos.end, pos.end)
+    finally:
+        os.close(fd)
+    try:
+        scan = jr.scan_bytes(data, journal_path, seq=pos.seq, crc=pos.crc, base=pos.end)
+    except CorruptJournalError:
+        if from_body:
+            raise
+        raise _Rebase from None  # the kept position may be stale: judge from the body
+    tail = scan.tail
+    if scan.records:
+        rel = tail.valid_end - pos.end
+        line = data[data.rfind(b"\n", 0, rel - 1) + 1:rel]
+    else:
+        line = pos.line
+    new_pos = JournalPos(st.st_ino, tail.valid_end, tail.seq, tail.crc, line)
+    deltas = [r for r in scan.records if is_delta(r, version)]
+    if not deltas:
+        return replace(entry, pos=new_pos)
+    return replace(entry, pos=new_pos, pending=entry.pending + len(deltas),
+                   state=_applied(entry.state, deltas, journal_path))
+
+
+def _anchor(fd: int, size: int, pos: JournalPos, path: Path, *, from_body: bool) -> JournalPos:
+    """Verify that record ``pos.seq`` / ``pos.crc`` ends at ``pos.end``; if the offset
+    hint is wrong, find the record by a full scan. A kept position that fails is
+    rebased on the body; a body checkpoint the journal lacks is damage."""
+    if pos.seq == 0:
+        if pos.end == 0:
+            return replace(pos, line=b"")
+    elif pos.end <= size:
+        line = jr.line_ending_at(fd, pos.end)
+        rec = jr.check_line(line[:-1]) if line else None
+        if rec is not None and rec.get("seq") == pos.seq and rec.get("crc") == pos.crc:
+            return replace(pos, line=line)
+    if not from_body:
+        raise _Rebase
+    data = os.pread(fd, size, 0)
+    scan = jr.scan_bytes(data, path)
+    end = 0
+    for rec in scan.records:
+        end = data.index(b"\n", end) + 1
+        if rec["seq"] == pos.seq:
+            if rec["crc"] == pos.crc:
+                return replace(pos, end=end, line=data[data.rfind(b"\n", 0, end - 1) + 1:end])
+            break
+    raise CorruptJournalError(
+        f"the body includes journal record seq {pos.seq} (crc {pos.crc}), which this "
+        "journal does not have", path=path,
+        hint="the journal was replaced or truncated: restore it from a backup")
+
+
+def _applied(state: BodyState, deltas: list[Doc], path: Path) -> BodyState:
+    """``state`` with the changes of ``deltas`` applied; what they touched is validated
+    again (a record that passes its crc may still have been written by hand)."""
+    doc = state.doc
+    changes: list[Any] = []
+    for rec in deltas:
+        got = rec["detail"].get("changes")
+        if not isinstance(got, list):
+            raise CorruptJournalError(f"delta record seq {rec['seq']} has no changes", path=path)
+        doc = apply_changes(doc, got)
+        changes.extend(got)
+    beats = touched_beats(changes)
+    if not state.valid or beats is None:
+        return BodyState(doc)  # the Store validates the whole document
+    key = state.key
+    for c in changes:
+        k = c["key"]
+        if len(k) < 3 or k[2] in ("beat_metadata", "beat_id"):
+            key = None  # could touch structure: compute again when needed
+    try:
+        for raw in doc.get("beats") or []:
+            if raw.get("beat_id") in beats:
+                Beat.from_dict(raw)
+    except ValidationError:
+        return BodyState(doc)  # let the Store's full validation report it, naming the file
+    return BodyState(doc, valid=True, key=key)
+
+
+def state_checkpoint(entry: Entry) -> Checkpoint | None:
+    """The checkpoint for a body written from ``entry``'s state."""
+    pos = entry.pos
+    return None if pos is None else Checkpoint(pos.seq, pos.crc, pos.end)
