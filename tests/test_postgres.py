@@ -58,12 +58,20 @@ def test_schema_is_created_versioned_and_reopened(pg_url: str) -> None:  # noqa:
     assert sql_rows(pg_url, "SELECT version FROM clapboard_schema") == [(LAYOUT_VERSION,)]
 
 
+def downgrade_layout_3(url: str) -> None:
+    """Take away what layout 3 added (as a store written by an older clapboard)."""
+    sql_rows(url, "DROP TRIGGER clapboard_body_token ON clapboard_bodies")
+    sql_rows(url, "DROP FUNCTION clapboard_body_token()")
+    sql_rows(url, "ALTER TABLE clapboard_bodies DROP COLUMN token, DROP COLUMN checkpoint")
+
+
 def test_layout_1_is_migrated_to_fast_document_compression(pg_url: str) -> None:  # noqa: F811
     """Layout 1 stores (pglz-compressed documents) are upgraded in place on open."""
     store = clapboard.open_store(pg_url)
     store.init_scenes_from_plan(P, EP, {"sequences": {"SEQ_A": {"shots": [{"id": "a"}]}}})
     store.close()
     sql_rows(pg_url, "ALTER TABLE clapboard_bodies ALTER COLUMN body SET COMPRESSION pglz")
+    downgrade_layout_3(pg_url)
     sql_rows(pg_url, "UPDATE clapboard_schema SET version = 1")
     store = clapboard.open_store(pg_url)
     assert sql_rows(pg_url, "SELECT version FROM clapboard_schema") == [(LAYOUT_VERSION,)]
@@ -72,6 +80,28 @@ def test_layout_1_is_migrated_to_fast_document_compression(pg_url: str) -> None:
                                 "AND attname = 'body'")
     assert settings in ([("l", "x")], [("", "e")])  # lz4, else stored uncompressed
     assert [b.beat_id for b in store.load_active(P, EP, "SEQ_A").beats] == ["a"]
+    store.close()
+
+
+def test_layout_2_bodies_gain_token_and_checkpoint(pg_url: str) -> None:  # noqa: F811
+    """Layout 2 rows (complete bodies, no token) are upgraded on open: they load, and
+    status saves then commit by journal record onto them."""
+    store = clapboard.open_store(pg_url)
+    store.init_scenes_from_plan(P, EP, {"sequences": {"SEQ_A": {"shots": [{"id": "a"}]}}})
+    store.close()
+    downgrade_layout_3(pg_url)
+    sql_rows(pg_url, "UPDATE clapboard_schema SET version = 2")
+    store = clapboard.open_store(pg_url)
+    assert sql_rows(pg_url, "SELECT token, checkpoint FROM clapboard_bodies") == [("", 0)]
+
+    def bump(s: Any) -> None:
+        s.scene_metadata["n"] = s.scene_metadata.get("n", 0) + 1
+
+    for _ in range(3):
+        store.save_active_scene_status(P, EP, "SEQ_A", expected_version=None, mutate=bump)
+    assert clapboard.open_store(pg_url).load_active(P, EP, "SEQ_A").scene_metadata["n"] == 3
+    assert [r["detail"].get("delta") for r in store.history(P, EP, "SEQ_A")][-3:] == \
+        [True] * 3
     store.close()
 
 

@@ -95,6 +95,14 @@ def _list_changes(old: list[Any], new: list[Any], path: str, key: tuple[Any, ...
     return out
 
 
+def beat_changes(old: dict[str, Any], new: dict[str, Any], touched: list[int]) -> list[Change]:
+    """:func:`changed_paths` from scene dict ``old`` to a new scene whose beats hold the
+    same ids in the same order and may differ only at the positions ``touched``;
+    ``new`` has the new scene's fields and, as its beat list, the new dicts of just
+    those beats, in order. The same list, without visiting the other beats."""
+    return changed_paths({**old, "beats": [old["beats"][i] for i in touched]}, new)
+
+
 # -- replay ------------------------------------------------------------------------------
 
 

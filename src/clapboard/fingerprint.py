@@ -100,10 +100,21 @@ def structure_key(scene: Scene) -> bytes:
     return _key_of(scene.scene_id, ((b.beat_id, beat_metadata_view(b)) for b in scene.beats))
 
 
-def raw_structure_key(raw: dict[str, Any]) -> bytes:
-    """:func:`structure_key` of a raw body dict (equal for equal structures)."""
-    return _key_of(raw.get("scene_id"), ((b.get("beat_id"), b.get("beat_metadata"))
-                                         for b in raw.get("beats") or []))
+def structure_changed(scene: Scene, raw: dict[str, Any], touched: list[int] | None) -> bool:
+    """True when ``scene``'s structure differs from that of the raw body it was loaded
+    from — exactly when their :func:`structure_key` bytes differ — looking only at the
+    beats at ``touched`` (from :func:`clapboard.models.changed_beats`; None: the beat
+    list changed length, which is a structure change)."""
+    raws = raw.get("beats") or []
+    if touched is None or scene.scene_id != raw.get("scene_id"):
+        return True
+    for i in touched:
+        beat, stored = scene.beats[i], raws[i]
+        if (_key_of(scene.scene_id, [(beat.beat_id, beat.beat_metadata)])
+                != _key_of(scene.scene_id, [(stored.get("beat_id"),
+                                             stored.get("beat_metadata"))])):
+            return True
+    return False
 
 
 def _key_of(scene_id: Any, beat_items: BeatItems) -> bytes:

@@ -562,12 +562,13 @@ def lazy_scene(doc: JsonDict) -> Scene:
     top = json_copy({k: v for k, v in doc.items() if k != "beats"})
     fields, extra = _fast_fields("scene", top, _SCENE_KNOWN)
     beats = []
+    new = object.__new__
     for raw in doc.get("beats", ()):
-        beat = object.__new__(Beat)
-        beat.__dict__.update(
-            beat_id=raw["beat_id"], max_takes=raw.get("max_takes", 3),
-            primary_take_id=raw.get("primary_take_id"),
-            phantom_recovery_count=raw.get("phantom_recovery_count", 0), _raw=raw)
+        beat = new(Beat)
+        beat.__dict__ = {
+            "beat_id": raw["beat_id"], "max_takes": raw.get("max_takes", 3),
+            "primary_take_id": raw.get("primary_take_id"),
+            "phantom_recovery_count": raw.get("phantom_recovery_count", 0), "_raw": raw}
         beats.append(beat)
     values = {**_SCENE_DEFAULTS, **fields, "beats": beats, "extra": extra}
     if "scene_metadata" not in fields:
@@ -579,8 +580,10 @@ def lazy_scene(doc: JsonDict) -> Scene:
 def untouched_raw(beat: Beat) -> JsonDict | None:
     """The stored dict of a lazy beat nothing was built or assigned on, else None."""
     d = beat.__dict__
+    if len(d) != 5:  # a lazy beat holds its four scalars and ``_raw``, nothing more
+        return None
     raw: JsonDict | None = d.get("_raw")
-    if raw is None or not _BEAT_LAZY.isdisjoint(d):
+    if raw is None:
         return None
     if (d["beat_id"] is not raw["beat_id"]
             or d["max_takes"] is not raw.get("max_takes", 3)
@@ -588,6 +591,17 @@ def untouched_raw(beat: Beat) -> JsonDict | None:
             or d["phantom_recovery_count"] is not raw.get("phantom_recovery_count", 0)):
         return None
     return raw
+
+
+def changed_beats(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
+    """Positions of the beats of ``scene`` that are not untouched lazy beats over the
+    same position of ``raws`` (what a write must look at); None when the beat list
+    itself is not the same length."""
+    beats = scene.beats
+    if type(beats) is not list or len(beats) != len(raws):
+        return None
+    return [i for i, (b, raw) in enumerate(zip(beats, raws, strict=True))
+            if untouched_raw(b) is not raw]
 
 
 def beat_metadata_view(beat: Beat) -> Any:
@@ -635,6 +649,7 @@ __all__ = [
     "Take",
     "TakeStatus",
     "beat_metadata_view",
+    "changed_beats",
     "lazy_scene",
     "shared_dict",
     "untouched_raw",

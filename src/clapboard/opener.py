@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from clapboard.backends.fs_state import COMPACT_EVERY
+from clapboard.backends.replay import COMPACT_EVERY
 from clapboard.errors import ClapboardError, ValidationError
 from clapboard.paths import store_root
 from clapboard.store import Store
@@ -23,12 +23,16 @@ def open_store(location: str | os.PathLike[str] | None = None, **options: Any) -
     ``location``: a folder (filesystem backend), a ``postgresql://`` URL, or None for
     ``CLAPBOARD_STORE``, else ``CLAPBOARD_HOME``, else ``./clapboard-data``.
     Options: ``lock_timeout`` (seconds, default ``CLAPBOARD_LOCK_TIMEOUT`` or 30),
-    ``allow_network_fs`` and ``compact_every`` (filesystem: status saves journaled on
-    a body before it is rewritten whole, default 64), ``pool_size`` (PostgreSQL).
+    ``compact_every`` (status saves committed by their journal record before a body is
+    rewritten whole, default 64; 0 rewrites it on every save), ``allow_network_fs``
+    (filesystem), ``pool_size`` (PostgreSQL).
     """
     if location is None:
         location = os.environ.get("CLAPBOARD_STORE") or None
     lock_timeout = options.pop("lock_timeout", None)
+    compact_every = options.pop("compact_every", COMPACT_EVERY)
+    if isinstance(compact_every, bool) or not isinstance(compact_every, int) or compact_every < 0:
+        raise ValidationError("compact_every", f"must be an integer >= 0, got {compact_every!r}")
     if is_postgres_url(location):
         try:
             from clapboard.backends.postgres import PostgresBackend
@@ -38,15 +42,13 @@ def open_store(location: str | os.PathLike[str] | None = None, **options: Any) -
                 hint="pip install 'clapboard[postgres]'",
             ) from None
         assert isinstance(location, str)
-        return Store(PostgresBackend(location, **options), lock_timeout=lock_timeout)
+        return Store(PostgresBackend(location, compact_every=compact_every, **options),
+                     lock_timeout=lock_timeout)
     from clapboard.backends.filesystem import FilesystemBackend
 
     allow = bool(options.pop("allow_network_fs", False))
-    compact_every = options.pop("compact_every", COMPACT_EVERY)
     if options:
         raise TypeError(f"unknown open_store options: {sorted(options)}")
-    if isinstance(compact_every, bool) or not isinstance(compact_every, int) or compact_every < 0:
-        raise ValidationError("compact_every", f"must be an integer >= 0, got {compact_every!r}")
     return Store(FilesystemBackend(store_root(location), allow_network_fs=allow,
                                    compact_every=compact_every),
                  lock_timeout=lock_timeout)

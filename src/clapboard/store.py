@@ -27,7 +27,7 @@ from typing import Any
 from clapboard import codec
 from clapboard import versions as _versions
 from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
-from clapboard.changes import changed_paths
+from clapboard.changes import beat_changes, changed_paths
 from clapboard.errors import (
     SceneIdentityMismatchError,
     SceneLockedError,
@@ -37,13 +37,12 @@ from clapboard.errors import (
     ValidationError,
 )
 from clapboard.fingerprint import (
-    raw_structure_key,
     runner_overlay,
     structural_mutations,
-    structure_key,
+    structure_changed,
 )
 from clapboard.manifest import active_of, artifact_for
-from clapboard.models import Scene, lazy_scene, shared_dict
+from clapboard.models import Scene, changed_beats, lazy_scene, shared_dict
 from clapboard.paths import (
     episode_token,
     flat_name,
@@ -286,28 +285,27 @@ class Store:
             # sees it, so a corrupt body is reported as such, naming its file. The scene
             # is lazy: only the beats the closure uses are built, each from its own copy.
             scene = self._scene_of(state, project, tx.episode, batch_id, version, manifest)
-            before = state.key
-            if before is None:
-                before = state.key = raw_structure_key(state.doc)
             mutate(scene)
             scene.validate()  # every beat the closure built or assigned, and the scene
-            after = structure_key(scene)
-            if after != before:
+            raws = state.doc.get("beats") or []
+            touched = changed_beats(scene, raws)  # only these need looking at
+            if structure_changed(scene, state.doc, touched):
                 raise SceneStructureImmutableError(
                     batch_id, version, structural_mutations(state.doc, scene.to_dict())
                 )
+            assert touched is not None
             with codec.gc_paused():
-                new = shared_dict(scene)  # untouched beats are the stored dicts themselves
-                changes = changed_paths(state.doc, new)
+                new = scene.dict_with_beats([scene.beats[i].to_dict() for i in touched])
+                changes = beat_changes(state.doc, new, touched)
             if not changes:  # nothing to write, nothing to journal
                 if post_write is not None:
                     post_write(scene)
                 return scene
             record = self._record(op, version, who, {"changes": changes})
             if post_write is None:
-                tx.commit_changes(version, artifact, state, new, record, after)
+                tx.commit_changes(version, artifact, state, lambda: shared_dict(scene), record)
             else:  # the hook may fail: write the whole body, so a rollback restores it
-                tx.write_body(version, new, artifact)
+                tx.write_body(version, shared_dict(scene), artifact)
                 post_write(scene)
                 tx.append_journal(record)
             return scene
@@ -358,8 +356,8 @@ class Store:
             changes = changed_paths(doc, merged)
             if not changes:
                 return
-            tx.commit_changes(current, artifact, state, merged,
-                              self._record("runner", current, who, {"changes": changes}), None)
+            tx.commit_changes(current, artifact, state, lambda: merged,
+                              self._record("runner", current, who, {"changes": changes}))
 
     # -- plans ---------------------------------------------------------------------------
 

@@ -102,8 +102,8 @@ def test_journal_fsync_error_makes_store_read_only_until_reopened(
     root = tmp_path / "s"
     sc.copy_tree(base_states["status_save"], root)
     before = sc.snapshot(root)
-    # status save: file fsync #1 is the body's temp, #2 the journal append
-    err, s = _run("status_save", root, monkeypatch, Injector(root, "fsync", 2, errno.EIO))
+    # status save: the journal append is the commit point and its only fsync
+    err, s = _run("status_save", root, monkeypatch, Injector(root, "fsync", 1, errno.EIO))
     assert isinstance(err, OSError)
     assert sc.snapshot(root) == before, "the rolled-back change must leave no journal record"
     with pytest.raises(StoreReadOnlyError):

@@ -124,16 +124,18 @@ def test_order_and_power_loss(name: str, tmp_path: Path, base_states: dict[str, 
     power_loss_states(name, tmp_path, base_states[name], figures)
 
 
-@pytest.mark.parametrize("mutant", ["no-dir-fsync", "no-file-fsync"])
-def test_checks_catch_a_missing_fsync(mutant: str, tmp_path: Path,
+@pytest.mark.parametrize(("mutant", "name"), [
+    ("no-dir-fsync", "candidate_flat"), ("no-file-fsync", "candidate_flat"),
+    ("no-journal-fsync", "status_save")])
+def test_checks_catch_a_missing_fsync(mutant: str, name: str, tmp_path: Path,
                                       base_states: dict[str, Path], need_strace: None) -> None:
-    """Mutation test: a writer without the folder (or file) fsync must be caught."""
+    """Mutation test: a writer without the folder (or file) fsync of a body write, or
+    without the fsync of a status save's journal record (its commit point), is caught."""
     with pytest.raises(AssertionError):
-        power_loss_states("status_save", tmp_path, base_states["status_save"], Counter(),
-                          mutant)
+        power_loss_states(name, tmp_path, base_states[name], Counter(), mutant)
     # and the power-loss model alone (without the order check) catches it too
     with pytest.raises(AssertionError, match=r"torn or lost|acknowledged"):
-        _model_only("status_save", tmp_path / "m", base_states["status_save"], mutant)
+        _model_only(name, tmp_path / "m", base_states[name], mutant)
 
 
 def _model_only(name: str, tmp_path: Path, base: Path, mutant: str) -> None:

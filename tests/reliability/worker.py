@@ -81,6 +81,10 @@ def _mutate(kind: str) -> None:
         atomic.fsync_dir = lambda directory: None  # type: ignore[assignment]
     elif kind == "no-file-fsync":
         atomic.os = _NoFileFsync()  # type: ignore[assignment]
+    elif kind == "no-journal-fsync":  # the commit point of a status save
+        import clapboard.io.journal as journal
+
+        journal.os = _NoFileFsync()  # type: ignore[assignment]
 
 
 def main() -> int:

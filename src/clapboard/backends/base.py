@@ -21,7 +21,7 @@ Transaction contract:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,13 +65,12 @@ class BodyState:
     applied. ``doc`` is shared (a backend may cache it): never mutate it — build a
     scene with :func:`clapboard.models.lazy_scene` or copy it first.
 
-    ``valid`` says the whole document has passed model validation; ``key`` caches its
-    structure key. Both are filled in by the Store and kept with the cached state.
+    ``valid`` says the whole document has passed model validation (set by the Store,
+    kept with the cached state).
     """
 
     doc: Doc
     valid: bool = False
-    key: bytes | None = None
 
 
 class BatchTx(ABC):
@@ -100,17 +99,17 @@ class BatchTx(ABC):
         doc = self.read_body(version, manifest)
         return None if doc is None else BodyState(doc)
 
-    def commit_changes(self, version: int, artifact: str, state: BodyState, new_doc: Doc,
-                       record: Doc, key: bytes | None) -> Doc:
+    def commit_changes(self, version: int, artifact: str, state: BodyState,
+                       new_doc: Callable[[], Doc], record: Doc) -> Doc:
         """Make a change of ``state`` durable and journal it; returns the record.
 
-        ``new_doc`` is the whole new body (it may share sub-documents with
-        ``state.doc``: read it, do not keep it); ``record`` the journal record, whose
+        ``new_doc()`` gives the whole new body (it may share sub-documents with
+        ``state.doc``: read it, do not keep it); ``record`` is the journal record, whose
         ``detail.changes`` lists the changes. Default: write the whole body, then the
         record. A backend may instead make the record itself the commit point (see the
         filesystem backend), as long as every read applies it.
         """
-        self.write_body(version, new_doc, artifact)
+        self.write_body(version, new_doc(), artifact)
         return self.append_journal(record)
 
     @abstractmethod

@@ -15,7 +15,7 @@ transaction remembers the bytes it replaced so a failure inside the block (a
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +23,8 @@ import orjson
 
 from clapboard import codec
 from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
-from clapboard.backends.fs_state import COMPACT_EVERY, BodyCache, Entry, JournalPos
+from clapboard.backends.fs_state import BodyCache, Entry, JournalPos
+from clapboard.backends.replay import COMPACT_EVERY
 from clapboard.changes import apply_changes
 from clapboard.codec import Checkpoint, json_copy
 from clapboard.errors import (
@@ -65,6 +66,7 @@ class FilesystemBackend(Backend):
         self.root = Path(root)
         self.compact_every = compact_every
         self.bodies = BodyCache()
+        self._dirs: dict[str, Path] = {}
         self.location = str(self.root)
         self.read_only_reason: str | None = None
         self._journals: dict[str, jr.Journal] = {}
@@ -82,7 +84,11 @@ class FilesystemBackend(Backend):
     # -- locations --------------------------------------------------------------------
 
     def scenes_dir(self, project: str) -> Path:
-        return ProjectPaths.for_project(project, self.root).orchestration_scenes_dir
+        d = self._dirs.get(project)
+        if d is None:  # pathlib is slow enough to show on the hot path: remember it
+            d = self._dirs[project] = ProjectPaths.for_project(
+                project, self.root).orchestration_scenes_dir
+        return d
 
     def body_path(self, project: str, episode: str, batch_id: str, version: int,
                   manifest: Doc | None) -> Path:
@@ -123,7 +129,7 @@ class FilesystemBackend(Backend):
         """The body file at ``path`` with its journal deltas applied (see fs_state)."""
         data = _read(path)
         if data is None:
-            self.bodies.drop(path)
+            self.bodies.drop(str(path))
             return None
         return data, self.bodies.materialize(path, journal_path, version, data)
 
@@ -281,8 +287,8 @@ class FsBatchTx(BatchTx):
         state = self.read_state(version, manifest)
         return json_copy(state.doc) if state is not None else None
 
-    def commit_changes(self, version: int, artifact: str, state: BodyState, new_doc: Doc,
-                       record: Doc, key: bytes | None) -> Doc:
+    def commit_changes(self, version: int, artifact: str, state: BodyState,
+                       new_doc: Callable[[], Doc], record: Doc) -> Doc:
         """The journal record is the commit point: one append and one fsync, the body
         file untouched. Before that, a body without a checkpoint, or one that already
         has ``compact_every`` deltas pending, is rewritten with its current state
@@ -292,7 +298,7 @@ class FsBatchTx(BatchTx):
         if entry is None or entry.state is not state or self.backend.compact_every == 0:
             # Not read in this transaction, or the store keeps every body current:
             # write the body whole (its checkpoint then includes this record's past).
-            return super().commit_changes(version, artifact, state, new_doc, record, key)
+            return super().commit_changes(version, artifact, state, new_doc, record)
         if entry.checkpoint is None or entry.pending >= self.backend.compact_every:
             entry = self._compact(path, entry)
         rec = self._journal_write({**record, "detail": {**record["detail"], "delta": True}},
@@ -302,8 +308,8 @@ class FsBatchTx(BatchTx):
         # The cached state follows from the record as written (its own decoded values:
         # shared with nobody), exactly as a reader replaying the journal would get it.
         doc = apply_changes(entry.state.doc, orjson.loads(line)["detail"]["changes"])
-        self.backend.bodies.put(path, Entry(
-            entry.body, entry.checkpoint, BodyState(doc, valid=True, key=key),
+        self.backend.bodies.put(str(path), Entry(
+            entry.body, entry.checkpoint, BodyState(doc, valid=True),
             JournalPos(ino, end, rec["seq"], rec["crc"], line), entry.pending + 1))
         return rec
 
@@ -313,7 +319,7 @@ class FsBatchTx(BatchTx):
         data = codec.encode_scene(entry.state.doc, cp)
         self._replace(path, data)
         compacted = Entry(data, cp, entry.state, pos, 0)
-        self.backend.bodies.put(path, compacted)
+        self.backend.bodies.put(str(path), compacted)
         return compacted
 
     def _position(self) -> JournalPos:
@@ -338,7 +344,7 @@ class FsBatchTx(BatchTx):
         pos = self._position()
         self._replace(path, codec.encode_scene(doc, Checkpoint(pos.seq, pos.crc, pos.end)))
         self._entries.pop(path, None)
-        self.backend.bodies.drop(path)
+        self.backend.bodies.drop(str(path))
 
     def write_manifest(self, manifest: Doc) -> None:
         self._replace(self.dir / manifest_name(self.episode, self.batch_id),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from clapboard import codec
 from clapboard.backends.base import Problem, Report
+from clapboard.backends.fs_state import BodyCache
 from clapboard.errors import ClapboardError, CorruptJournalError, LockTimeoutError
 from clapboard.fingerprint import raw_fingerprint
 from clapboard.io import journal as jr
@@ -27,6 +28,7 @@ from clapboard.models import Scene
 from clapboard.paths import (
     TEMP_MARKER,
     flat_name,
+    journal_name,
     lock_name,
     parse_scene_file,
     safe_basename,
@@ -100,7 +102,8 @@ def _check_folder(backend: FilesystemBackend, d: Path, names: list[str], report:
         if f is None or f.kind not in ("flat", "version"):
             continue
         path = d / name
-        _check_body(path, f.batch_id, problems)
+        _check_body(path, path.parent / journal_name(f.episode, f.batch_id), f.version or 1,
+                    f.batch_id, problems)
         has_manifest = "manifest" in batches.get((f.episode, f.batch_id), set())
         if f.kind == "version" and name not in named:
             problems.append(Problem(str(path), "orphan-body",
@@ -137,15 +140,27 @@ def _temp(backend: FilesystemBackend, path: Path, report: Report, repair: bool) 
     report.problems.append(p)
 
 
-def _check_body(path: Path, batch_id: str, problems: list[Problem]) -> None:
+def _check_body(path: Path, journal: Path, version: int, batch_id: str,
+                problems: list[Problem]) -> None:
+    """The body as readers see it: decoded, with the journal deltas after its
+    checkpoint applied (a checkpoint the journal lacks, or a delta that does not fit,
+    is reported here)."""
     try:
-        doc = codec.decode_scene(path.read_bytes(), path)
+        data = path.read_bytes()
+        doc = codec.decode_scene(data, path)
     except ClapboardError as e:
         problems.append(Problem(str(path), type(e).__name__, str(e)))
         return
     except OSError as e:
         problems.append(Problem(str(path), "unreadable", str(e)))
         return
+    try:
+        doc = BodyCache().materialize(path, journal, version, data).state.doc
+    except CorruptJournalError as e:
+        problems.append(Problem(str(path), "journal-replay",
+                                f"journal deltas after this body cannot be applied: {e}"))
+    except OSError as e:
+        problems.append(Problem(str(path), "unreadable", f"{journal}: {e}"))
     if doc.get("scene_id") != batch_id:
         problems.append(Problem(str(path), "identity",
                                 f"scene_id {doc.get('scene_id')!r} != batch {batch_id!r}"))

@@ -14,28 +14,22 @@ bytes: proof, unlike inode/size/mtime, which ext4 reuses and a coarse clock repe
 plus a look at the journal's end; records appended since are applied incrementally.
 
 Kept states are shared and never mutated (``BodyState``): the Store builds lazy scenes
-over them. The cache is bounded (:data:`CACHE_BYTES`) and safe across threads.
+over them. The cache is bounded (:data:`~clapboard.backends.replay.KEPT_BYTES`) and safe
+across threads.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from clapboard import codec
-from clapboard.backends.base import BodyState, Doc
-from clapboard.changes import apply_changes, touched_beats
+from clapboard.backends.base import BodyState
+from clapboard.backends.replay import KeptBodies, apply_deltas, is_delta
 from clapboard.codec import Checkpoint
-from clapboard.errors import CorruptJournalError, ValidationError
+from clapboard.errors import CorruptJournalError
 from clapboard.io import journal as jr
-from clapboard.models import Beat
-
-CACHE_BYTES = 64 << 20  # body bytes kept per process, least recently used dropped first
-COMPACT_EVERY = 64  # delta records of a version before its body is rewritten
 
 
 @dataclass(frozen=True)
@@ -58,51 +52,20 @@ class Entry:
     pos: JournalPos | None  # None: the journal was not consulted (no checkpoint)
     pending: int  # delta records applied on top of the body
 
-
-def is_delta(record: Doc, version: int) -> bool:
-    """True for a record whose changes are not in bodies written before it."""
-    detail = record.get("detail")
-    return (record.get("version") == version and isinstance(detail, dict)
-            and detail.get("delta") is True)
+    @property
+    def size(self) -> int:
+        return len(self.body)
 
 
-class BodyCache:
-    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, Entry] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    # -- the kept entries ------------------------------------------------------------------
-
-    def get(self, path: Path) -> Entry | None:
-        with self._lock:
-            return self._entries.get(str(path))
-
-    def put(self, path: Path, entry: Entry) -> None:
-        key = str(path)
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= len(old.body)
-            self._entries[key] = entry
-            self._bytes += len(entry.body)
-            while self._bytes > self.max_bytes and len(self._entries) > 1:
-                _, dropped = self._entries.popitem(last=False)
-                self._bytes -= len(dropped.body)
-
-    def drop(self, path: Path) -> None:
-        with self._lock:
-            old = self._entries.pop(str(path), None)
-            if old is not None:
-                self._bytes -= len(old.body)
+class BodyCache(KeptBodies[Entry]):
+    """Bodies kept by path, each proven current against its file on every read."""
 
     # -- reading -----------------------------------------------------------------------------
 
     def materialize(self, body_path: Path, journal_path: Path, version: int,
                     data: bytes) -> Entry:
         """The state of the body whose file holds ``data``, journal deltas applied."""
-        kept = self.get(body_path)
+        kept = self.get(str(body_path))
         if kept is not None and kept.body == data:
             try:
                 entry = _catch_up(kept, journal_path, version, from_body=False)
@@ -112,7 +75,7 @@ class BodyCache:
         else:
             entry = _catch_up(_fresh(body_path, data), journal_path, version, from_body=True)
         if entry is not kept:
-            self.put(body_path, entry)
+            self.put(str(body_path), entry)
         return entry
 
 
@@ -167,7 +130,7 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
     if not deltas:
         return replace(entry, pos=new_pos)
     return replace(entry, pos=new_pos, pending=entry.pending + len(deltas),
-                   state=_applied(entry.state, deltas, journal_path))
+                   state=apply_deltas(entry.state, deltas, journal_path))
 
 
 def _anchor(fd: int, size: int, pos: JournalPos, path: Path, *, from_body: bool) -> JournalPos:
@@ -197,37 +160,3 @@ def _anchor(fd: int, size: int, pos: JournalPos, path: Path, *, from_body: bool)
         f"the body includes journal record seq {pos.seq} (crc {pos.crc}), which this "
         "journal does not have", path=path,
         hint="the journal was replaced or truncated: restore it from a backup")
-
-
-def _applied(state: BodyState, deltas: list[Doc], path: Path) -> BodyState:
-    """``state`` with the changes of ``deltas`` applied; what they touched is validated
-    again (a record that passes its crc may still have been written by hand)."""
-    doc = state.doc
-    changes: list[Any] = []
-    for rec in deltas:
-        got = rec["detail"].get("changes")
-        if not isinstance(got, list):
-            raise CorruptJournalError(f"delta record seq {rec['seq']} has no changes", path=path)
-        doc = apply_changes(doc, got)
-        changes.extend(got)
-    beats = touched_beats(changes)
-    if not state.valid or beats is None:
-        return BodyState(doc)  # the Store validates the whole document
-    key = state.key
-    for c in changes:
-        k = c["key"]
-        if len(k) < 3 or k[2] in ("beat_metadata", "beat_id"):
-            key = None  # could touch structure: compute again when needed
-    try:
-        for raw in doc.get("beats") or []:
-            if raw.get("beat_id") in beats:
-                Beat.from_dict(raw)
-    except ValidationError:
-        return BodyState(doc)  # let the Store's full validation report it, naming the file
-    return BodyState(doc, valid=True, key=key)
-
-
-def state_checkpoint(entry: Entry) -> Checkpoint | None:
-    """The checkpoint for a body written from ``entry``'s state."""
-    pos = entry.pos
-    return None if pos is None else Checkpoint(pos.seq, pos.crc, pos.end)

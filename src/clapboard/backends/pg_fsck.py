@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from clapboard import codec
 from clapboard.backends.base import Problem, Report
+from clapboard.backends.pg_state import new_token
 from clapboard.errors import ClapboardError
 from clapboard.fingerprint import raw_fingerprint
 from clapboard.io import journal as jr
@@ -182,9 +183,11 @@ def migrate_postgres(backend: PostgresBackend, project: str | None) -> list[str]
                 continue
             label = backend.label(p, artifact)
             new = codec.encode_scene(codec.decode_scene(text.encode(), label)).decode()
+            # A new token: processes that kept the old text must read the row again.
             tx.execute(
-                "UPDATE clapboard_bodies SET body = %s WHERE project = %s AND episode = %s "
-                "AND batch_id = %s AND artifact = %s", (new, p, e, b, artifact))
+                "UPDATE clapboard_bodies SET body = %s, token = %s WHERE project = %s "
+                "AND episode = %s AND batch_id = %s AND artifact = %s",
+                (new, new_token(), p, e, b, artifact))
             done.append(label)
     for p, e, b in stale_manifests:
         with backend.batch(p, e, b, timeout=timeout, op="migrate") as tx:

@@ -9,7 +9,9 @@ so one database can hold several stores, one per schema
                        manifest, journal_seq,       the manifest (NULL: a flat batch),
                        journal_crc)                 the journal's chain tail
     clapboard_bodies (project, episode, batch_id,   one row per stored body, keyed by
-                      artifact, body)               its artifact name (as on disk)
+                      artifact, body, token,        its artifact name (as on disk); the
+                      checkpoint)                   journal seq it includes, and a
+                                                    random token new on every write
     clapboard_journal (gid, project, episode,       one row per journal record, the
                        batch_id, seq, crc, record)  record's exact line as text
 
@@ -31,7 +33,7 @@ from psycopg import sql
 
 from clapboard.errors import SchemaVersionError
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 STEPS: dict[int, list[str]] = {
     0: [
@@ -66,6 +68,22 @@ STEPS: dict[int, list[str]] = {
         "CREATE INDEX clapboard_journal_gid ON clapboard_journal (gid)",
     ],
     1: [],  # documents stored with a fast compression: see _fast_toast
+    # Status saves commit by their journal record; a body row says which journal seq it
+    # includes, and a random token names each write of it (kept states check it).
+    2: ["""ALTER TABLE clapboard_bodies
+               ADD COLUMN token text NOT NULL DEFAULT '',
+               ADD COLUMN checkpoint bigint NOT NULL DEFAULT 0""",
+        # Any change of a body's text gets a new token, even one made by hand in SQL
+        # that left the token as it was: a kept state is never taken for the new text.
+        """CREATE FUNCTION clapboard_body_token() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+               IF NEW.body IS DISTINCT FROM OLD.body AND NEW.token = OLD.token THEN
+                   NEW.token := md5(random()::text || clock_timestamp()::text);
+               END IF;
+               RETURN NEW;
+           END $$""",
+        """CREATE TRIGGER clapboard_body_token BEFORE UPDATE ON clapboard_bodies
+           FOR EACH ROW EXECUTE FUNCTION clapboard_body_token()"""],
 }
 
 # Bodies are rewritten whole on every status save; PostgreSQL's default pglz

@@ -28,8 +28,9 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,8 +40,12 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from clapboard import codec
-from clapboard.backends.base import Backend, BatchTx, Doc, Report
+from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
 from clapboard.backends.pg_schema import ensure_schema
+from clapboard.backends.pg_state import PgEntry, materialize, new_token
+from clapboard.backends.replay import COMPACT_EVERY, KeptBodies
+from clapboard.changes import apply_changes
+from clapboard.codec import json_copy
 from clapboard.errors import (
     ClapboardError,
     CorruptJournalError,
@@ -122,8 +127,11 @@ class PostgresBackend(Backend):
     """A store in a PostgreSQL schema. ``pool_size`` bounds the connections it opens."""
 
     def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0,
-                 application_name: str = "clapboard") -> None:
+                 application_name: str = "clapboard",
+                 compact_every: int = COMPACT_EVERY) -> None:
         self.url = url
+        self.compact_every = compact_every
+        self.kept: KeptBodies[PgEntry] = KeptBodies()
         self.location = redact(url)
         kwargs: dict[str, Any] = {"autocommit": True, "application_name": application_name,
                                   "connect_timeout": max(1, int(connect_timeout))}
@@ -206,11 +214,6 @@ class PostgresBackend(Backend):
                                              what="manifest")
         return manifest
 
-    def _decode_body(self, text: str | None, project: str, artifact: str) -> Doc | None:
-        if text is None:
-            return None
-        return codec.decode_scene(text.encode(), self.label(project, artifact))
-
     # -- unlocked reads ---------------------------------------------------------------
 
     def read_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
@@ -227,13 +230,22 @@ class PostgresBackend(Backend):
         except ClapboardError:
             return super().locate(project, episode, batch_id, version, manifest)
 
-    def read_body(self, project: str, episode: str, batch_id: str, version: int,
-                  manifest: Doc | None) -> Doc | None:
+    def read_state(self, project: str, episode: str, batch_id: str, version: int,
+                   manifest: Doc | None) -> BodyState | None:
+        tx = self._held().get((project, episode, batch_id))
+        if tx is not None:  # this thread holds the batch: read in its transaction
+            return tx.read_state(version, manifest)
         artifact = safe_basename(artifact_for(manifest, episode, batch_id, version),
                                  context=f"batch {batch_id} v{version}")
-        with self._reading(project, episode, batch_id) as conn:
-            return self._decode_body(select_body(conn, project, episode, batch_id, artifact),
-                                     project, artifact)
+        with self.connection() as conn:
+            entry = materialize(self.kept, conn.execute, (project, episode, batch_id),
+                                artifact, version, self.label(project, artifact), None)
+        return entry.state if entry is not None else None
+
+    def read_body(self, project: str, episode: str, batch_id: str, version: int,
+                  manifest: Doc | None) -> Doc | None:
+        state = self.read_state(project, episode, batch_id, version, manifest)
+        return json_copy(state.doc) if state is not None else None
 
     def list_projects(self) -> list[str]:
         with self.connection() as conn:
@@ -358,6 +370,8 @@ class PostgresBackend(Backend):
                         held.pop(tx._key, None)
                         with _HELD_GUARD:
                             _HELD.pop(held_key, None)
+                for done in tx.after_commit:  # committed: what the block decided to keep
+                    done()
         except PoolTimeout:
             if stage != "pool":
                 raise
@@ -417,15 +431,6 @@ class PostgresBackend(Backend):
                 self._listener = None
 
 
-def select_body(conn: Conn, project: str, episode: str, batch_id: str,
-                artifact: str) -> str | None:
-    row = conn.execute(
-        "SELECT body FROM clapboard_bodies WHERE project = %s AND episode = %s "
-        "AND batch_id = %s AND artifact = %s", (project, episode, batch_id, artifact)
-    ).fetchone()
-    return row[0] if row else None
-
-
 class PgBatchTx(BatchTx):
     """A locked batch: statements of the transaction that holds its row lock."""
 
@@ -446,6 +451,8 @@ class PgBatchTx(BatchTx):
         self._manifest_text = manifest
         self._seq = journal_seq
         self._crc = journal_crc
+        self._entries: dict[str, PgEntry] = {}  # bodies read in this transaction
+        self.after_commit: list[Callable[[], None]] = []
 
     def read_manifest(self) -> Doc | None:
         if self._manifest is None and self._manifest_text is not None:
@@ -471,22 +478,59 @@ class PgBatchTx(BatchTx):
     def _artifact(self, artifact: str, version: int) -> str:
         return safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
 
-    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
+    def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
         artifact = self._artifact(
             artifact_for(manifest, self.episode, self.batch_id, version), version)
-        text = self.select_body(artifact)
-        return self.backend._decode_body(text, self.project, artifact)
+        entry = materialize(self.backend.kept, self.execute, self._key, artifact, version,
+                            self.backend.label(self.project, artifact), (self._seq, self._crc))
+        if entry is None:
+            return None
+        self._entries[artifact] = entry
+        return entry.state
+
+    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
+        state = self.read_state(version, manifest)
+        return json_copy(state.doc) if state is not None else None
+
+    def commit_changes(self, version: int, artifact: str, state: BodyState,
+                       new_doc: Callable[[], Doc], record: Doc) -> Doc:
+        """The journal record is the commit point (one INSERT, no body row rewritten);
+        every ``compact_every`` records the row is rewritten first, in the same
+        transaction. What this process keeps is updated only once the commit is done."""
+        name = self._artifact(artifact, version)
+        entry = self._entries.get(name)
+        if entry is None or entry.state is not state or self.backend.compact_every == 0:
+            return super().commit_changes(version, artifact, state, new_doc, record)
+        if entry.pending >= self.backend.compact_every:
+            token, text = self._write_row(name, state.doc)
+            entry = replace(entry, token=token, pending=0, size=len(text))
+        rec = self._insert_record(jr.encode_record(
+            {**record, "detail": {**record["detail"], "delta": True},
+             "seq": self._seq + 1, "prev": self._crc}))
+        changes = orjson.loads(orjson.dumps(rec["detail"]["changes"]))  # shared with no one
+        kept = replace(entry, seq=rec["seq"], crc=rec["crc"], pending=entry.pending + 1,
+                       state=BodyState(apply_changes(state.doc, changes), valid=True))
+        label = self.backend.label(self.project, name)
+        self.after_commit.append(lambda: self.backend.kept.put(label, kept))
+        return rec
+
+    def _write_row(self, name: str, doc: Doc) -> tuple[str, str]:
+        """Write a body row whole: it includes the journal up to now, under a new token."""
+        token, text = new_token(), codec.encode_scene(doc).decode()
+        self.execute(
+            "INSERT INTO clapboard_bodies (project, episode, batch_id, artifact, body, token, "
+            "checkpoint) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (project, episode, batch_id, artifact) DO UPDATE SET "
+            "body = EXCLUDED.body, token = EXCLUDED.token, checkpoint = EXCLUDED.checkpoint",
+            (*self._key, name, text, token, self._seq))
+        self._entries.pop(name, None)
+        return token, text
 
     def artifact_exists(self, artifact: str) -> bool:
         return self.select_body(safe_basename(artifact)) is not None
 
     def write_body(self, version: int, doc: Doc, artifact: str) -> None:
-        name = self._artifact(artifact, version)
-        self.execute(
-            "INSERT INTO clapboard_bodies (project, episode, batch_id, artifact, body) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project, episode, batch_id, artifact) "
-            "DO UPDATE SET body = EXCLUDED.body",
-            (*self._key, name, codec.encode_scene(doc).decode()))
+        self._write_row(self._artifact(artifact, version), doc)
 
     def write_manifest(self, manifest: Doc) -> None:
         text = codec.encode_manifest(manifest).decode()
@@ -530,4 +574,4 @@ class PgBatchTx(BatchTx):
         return rec
 
 
-__all__ = ["PgBatchTx", "PostgresBackend", "PostgresBatchError", "redact", "select_body"]
+__all__ = ["PgBatchTx", "PostgresBackend", "PostgresBatchError", "redact"]

@@ -1,0 +1,102 @@
+"""What every backend shares about journal delta records and kept bodies.
+
+A status save may commit by its journal record alone (a *delta record*: its
+``detail.delta`` is true and ``detail.changes`` lists every changed path with a
+replayable ``key``, see :mod:`clapboard.changes`). A stored body then says which journal
+position it includes (its checkpoint); reading it means applying the delta records of
+its version that follow. Backends keep the resulting states per process
+(:class:`KeptBodies`) and prove them current against what is stored before use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Generic, Protocol, TypeVar
+
+from clapboard.backends.base import BodyState, Doc
+from clapboard.changes import apply_changes, touched_beats
+from clapboard.errors import CorruptJournalError, ValidationError
+from clapboard.models import Beat
+
+KEPT_BYTES = 16 << 20  # stored bytes of the bodies kept per process (the decoded
+# documents take a few times more); the least recently used go first
+COMPACT_EVERY = 64  # delta records of a body before it is rewritten whole
+
+
+def is_delta(record: Doc, version: int) -> bool:
+    """True for a record of ``version`` whose changes are not in bodies written before."""
+    detail = record.get("detail")
+    return (record.get("version") == version and isinstance(detail, dict)
+            and detail.get("delta") is True)
+
+
+def apply_deltas(state: BodyState, deltas: list[Doc], where: object) -> BodyState:
+    """``state`` with the changes of the delta records ``deltas`` applied (``state``
+    itself is untouched). The beats they touched are validated again — a record that
+    passes its crc may still have been written by hand — and the result stays valid
+    only if they pass; otherwise the Store's full validation reports it, naming where
+    the body lives."""
+    doc = state.doc
+    changes: list[Any] = []
+    for rec in deltas:
+        got = rec["detail"].get("changes")
+        if not isinstance(got, list):
+            raise CorruptJournalError(f"delta record seq {rec.get('seq')} has no changes",
+                                      path=str(where))
+        try:
+            doc = apply_changes(doc, got)
+        except CorruptJournalError as e:
+            raise CorruptJournalError(f"delta record seq {rec.get('seq')}: {e.message}",
+                                      path=str(where)) from None
+        changes.extend(got)
+    beats = touched_beats(changes)
+    if not state.valid or beats is None:
+        return BodyState(doc)
+    try:
+        for raw in doc.get("beats") or []:
+            if raw.get("beat_id") in beats:
+                Beat.from_dict(raw)
+    except ValidationError:
+        return BodyState(doc)
+    return BodyState(doc, valid=True)
+
+
+class Sized(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+E = TypeVar("E", bound=Sized)
+
+
+class KeptBodies(Generic[E]):
+    """Kept entries by name, least recently used dropped past ``max_bytes``; safe
+    across threads (entries themselves are immutable)."""
+
+    def __init__(self, max_bytes: int = KEPT_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, E] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> E | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: str, entry: E) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._entries[key] = entry
+            self._bytes += entry.size
+            while self._bytes > self.max_bytes and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.size
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
