@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OPS = {"status save", "active-scene load", "runner save", "candidate write"}
+OPS = {"status save", "active-scene load", "cold load", "runner save", "candidate write"}
 
 
 def test_bench_tiny_mode_runs_every_part(tmp_path: Path) -> None:
