@@ -399,3 +399,27 @@ def test_a_rolled_back_delta_is_not_kept(pg_url: str) -> None:  # noqa: F811
         assert "ghost" not in md and md["k1"] == {"n": 1}
     a.close()
     b.close()
+
+
+def test_a_hand_written_delta_with_a_bad_value_is_reported(tmp_path: Path) -> None:
+    """A delta record that passes its crc but sets an invalid value (written by hand,
+    or by a buggy tool) is found when applied, by a process that kept the body and by a
+    fresh one: a ValidationError naming the body, never a scene with a bad value."""
+    from clapboard.io import journal as jr
+
+    store = new_store(tmp_path)
+    store.save_active_scene_status(P, EP, B, expected_version=1, mutate=_mutation("add", 0, 0))
+    store.load_active(P, EP, B)  # kept, valid
+    last = store.history(P, EP, B)[-1]
+    bad = {"at": last["at"], "actor": "hand", "op": "status", "version": 1,
+           "detail": {"delta": True, "changes": [
+               {"path": "beats[S0].takes[t0-0].status",
+                "key": ["beats", {"beat_id": "S0"}, "takes", {"take_id": "t0-0"}, "status"],
+                "old": "running", "new": "bogus"}]},
+           "seq": last["seq"] + 1, "prev": last["crc"]}
+    with open(journal_path(store), "ab") as f:
+        f.write(jr.encode_record(bad))
+    for reader in (store, clapboard.open_store(tmp_path)):
+        with pytest.raises(ValidationError, match="status") as e:
+            reader.load_active(P, EP, B)
+        assert str(body_path(store)) in str(e.value)

@@ -157,14 +157,18 @@ def _apply(node: Any, segments: list[Any], change: Change) -> Any:
     return out
 
 
-def touched_beats(changes: list[Change]) -> set[str] | None:
-    """Ids of the beats ``changes`` reach into, or None when a change reaches past
-    single beats (scene-level fields, the beat list itself)."""
+def touched_parts(changes: list[Change]) -> tuple[set[str], bool] | None:
+    """What ``changes`` reach: the ids of the beats they reach into, and whether they
+    reach a scene-level field other than the beat list; None when one replaces or
+    reorders the beat list itself."""
     ids: set[str] = set()
+    top = False
     for change in changes:
         key = change.get("key") or []
         if len(key) >= 2 and key[0] == "beats" and isinstance(key[1], dict):
             ids.add(str(next(iter(key[1].values()))))
+        elif key and key[0] != "beats":
+            top = True
         else:
             return None
-    return ids
+    return ids, top

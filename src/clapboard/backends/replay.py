@@ -15,9 +15,9 @@ from collections import OrderedDict
 from typing import Any, Generic, Protocol, TypeVar
 
 from clapboard.backends.base import BodyState, Doc
-from clapboard.changes import apply_changes, touched_beats
+from clapboard.changes import apply_changes, touched_parts
 from clapboard.errors import CorruptJournalError, ValidationError
-from clapboard.models import Beat
+from clapboard.models import Beat, Scene
 
 KEPT_BYTES = 16 << 20  # stored bytes of the bodies kept per process (the decoded
 # documents take a few times more); the least recently used go first
@@ -50,10 +50,13 @@ def apply_deltas(state: BodyState, deltas: list[Doc], where: object) -> BodyStat
             raise CorruptJournalError(f"delta record seq {rec.get('seq')}: {e.message}",
                                       path=str(where)) from None
         changes.extend(got)
-    beats = touched_beats(changes)
-    if not state.valid or beats is None:
+    parts = touched_parts(changes)
+    if not state.valid or parts is None:
         return BodyState(doc)
+    beats, top = parts
     try:
+        if top:
+            Scene.from_dict({**doc, "beats": []})  # the scene's own fields
         for raw in doc.get("beats") or []:
             if raw.get("beat_id") in beats:
                 Beat.from_dict(raw)
