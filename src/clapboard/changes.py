@@ -26,6 +26,7 @@ from clapboard.errors import CorruptJournalError
 
 _ID_KEYS = {"beats": "beat_id", "takes": "take_id"}
 _MISSING: Any = None
+_ABSENT: Any = object()
 
 Change = dict[str, Any]
 
@@ -50,6 +51,10 @@ def changed_paths(old: Any, new: Any, path: str = "",
     out: list[Change] = []
     if isinstance(old, dict) and isinstance(new, dict):
         for k in list(old.keys()) + [k for k in new if k not in old]:
+            if k in old and k in new:
+                o, n = old[k], new[k]
+                if o is n or (type(o) is type(n) and o == n):
+                    continue  # the common case: skip before building any path
             sub = f"{path}.{k}" if path else str(k)
             subkey = (*key, k)
             if k not in new:
@@ -83,9 +88,12 @@ def _list_changes(old: list[Any], new: list[Any], path: str, key: tuple[Any, ...
         return [_change(path, key, old, new)]  # reordered or unkeyed: the whole list
     out: list[Change] = []
     for ident, item in a.items():
+        other = b.get(ident, _ABSENT)
+        if other is item or (type(other) is type(item) and other == item):
+            continue
         sub, subkey = f"{path}[{ident}]", (*key, {id_key: ident})
-        if ident in b:
-            out.extend(changed_paths(item, b[ident], sub, subkey))
+        if other is not _ABSENT:
+            out.extend(changed_paths(item, other, sub, subkey))
         else:
             out.append(_change(sub, subkey, item, _MISSING, removed=True))
     for index, (ident, item) in enumerate(b.items()):

@@ -11,6 +11,7 @@ SPEC §2 are enforced in exactly one place:
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import re
@@ -115,6 +116,13 @@ def resolve_actor(actor: str | None = None) -> str:
     env = os.environ.get("CLAPBOARD_ACTOR")
     if env:
         return env
+    return _default_actor()
+
+
+@functools.lru_cache(maxsize=1)
+def _default_actor() -> str:
+    # user@host, looked up once per process (a passwd lookup costs more than the rest
+    # of a small status save's bookkeeping)
     try:
         user = getpass.getuser()
     except Exception:  # no passwd entry in some containers

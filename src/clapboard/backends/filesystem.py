@@ -51,11 +51,20 @@ from clapboard.paths import (
 
 
 def _read(path: Path) -> bytes | None:
+    """A whole file, or None when it does not exist (plain system calls: the buffered
+    ``open`` costs more than the read of a small body)."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    try:
+        size = os.fstat(fd).st_size
+        chunks = [os.read(fd, size + 1)]
+        while chunks[-1]:  # the file may have grown since fstat: read to the end
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class FilesystemBackend(Backend):
@@ -67,6 +76,7 @@ class FilesystemBackend(Backend):
         self.compact_every = compact_every
         self.bodies = BodyCache()
         self._dirs: dict[str, Path] = {}
+        self._files: dict[tuple[str, str], Path] = {}
         self.location = str(self.root)
         self.read_only_reason: str | None = None
         self._journals: dict[str, jr.Journal] = {}
@@ -93,8 +103,17 @@ class FilesystemBackend(Backend):
     def body_path(self, project: str, episode: str, batch_id: str, version: int,
                   manifest: Doc | None) -> Path:
         artifact = artifact_for(manifest, episode, batch_id, version)
-        return self.scenes_dir(project) / safe_basename(
-            artifact, context=f"batch {batch_id} v{version}")
+        return self.file_path(project, artifact, f"batch {batch_id} v{version}")
+
+    def file_path(self, project: str, name: str, context: str) -> Path:
+        """The path of a scenes-folder file, its name checked (a bare basename) once."""
+        key = (project, name)
+        path = self._files.get(key)
+        if path is None:
+            path = self.scenes_dir(project) / safe_basename(name, context=context)
+            if len(self._files) < 100_000:
+                self._files[key] = path
+        return path
 
     def locate(self, project: str, episode: str, batch_id: str, version: int,
                manifest: Doc | None) -> str:
@@ -134,7 +153,7 @@ class FilesystemBackend(Backend):
         return data, self.bodies.materialize(path, journal_path, version, data)
 
     def journal_path(self, project: str, episode: str, batch_id: str) -> Path:
-        return self.scenes_dir(project) / journal_name(episode, batch_id)
+        return self.file_path(project, journal_name(episode, batch_id), "journal")
 
     def read_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
         return self._load_manifest(project, episode, batch_id)
@@ -225,8 +244,8 @@ class FilesystemBackend(Backend):
                 f"{self.read_only_reason}",
                 hint="reopen the store (a new process) after checking it with `clapboard fsck`",
             )
-        d = self.scenes_dir(project)
-        lock = FileLock(d / lock_name(episode, batch_id), timeout=timeout, op=op)
+        lock = FileLock(self.file_path(project, lock_name(episode, batch_id), "lock"),
+                        timeout=timeout, op=op)
         lock.acquire()
         tx = FsBatchTx(self, project, episode, batch_id)
         try:
@@ -293,7 +312,8 @@ class FsBatchTx(BatchTx):
         file untouched. Before that, a body without a checkpoint, or one that already
         has ``compact_every`` deltas pending, is rewritten with its current state
         (so a failure there refuses the save and commits nothing)."""
-        path = self.dir / safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
+        path = self.backend.file_path(self.project, artifact,
+                                      f"batch {self.batch_id} v{version}")
         entry = self._entries.get(path)
         if entry is None or entry.state is not state or self.backend.compact_every == 0:
             # Not read in this transaction, or the store keeps every body current:
@@ -340,7 +360,7 @@ class FsBatchTx(BatchTx):
 
     def write_body(self, version: int, doc: Doc, artifact: str) -> None:
         # A whole body includes everything journaled so far: stamp that position.
-        path = self.dir / safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
+        path = self.backend.file_path(self.project, artifact, f"batch {self.batch_id} v{version}")
         pos = self._position()
         self._replace(path, codec.encode_scene(doc, Checkpoint(pos.seq, pos.crc, pos.end)))
         self._entries.pop(path, None)

@@ -219,9 +219,13 @@ class Journal:
         return self._append(lambda tail: verbatim_line(record, tail.seq, tail.crc, self.path))
 
     def _append(self, build: Callable[[Tail], bytes]) -> dict[str, Any]:
-        ensure_dir(self.path.parent)
-        created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        created = False
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:  # the first record: create the file (and its folder)
+            ensure_dir(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+            created = True
         try:
             st = os.fstat(fd)
             cached = self._cache
