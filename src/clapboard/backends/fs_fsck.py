@@ -147,20 +147,21 @@ def _check_body(path: Path, journal: Path, version: int, batch_id: str,
     is reported here)."""
     try:
         data = path.read_bytes()
-        doc = codec.decode_scene(data, path)
-    except ClapboardError as e:
-        problems.append(Problem(str(path), type(e).__name__, str(e)))
-        return
     except OSError as e:
         problems.append(Problem(str(path), "unreadable", str(e)))
         return
     try:
         doc = BodyCache().materialize(path, journal, version, data).state.doc
-    except CorruptJournalError as e:
+    except CorruptJournalError as e:  # the body decoded; its journal deltas did not apply
         problems.append(Problem(str(path), "journal-replay",
                                 f"journal deltas after this body cannot be applied: {e}"))
+        doc = codec.decode_scene(data, path)
+    except ClapboardError as e:
+        problems.append(Problem(str(path), type(e).__name__, str(e)))
+        return
     except OSError as e:
         problems.append(Problem(str(path), "unreadable", f"{journal}: {e}"))
+        return
     if doc.get("scene_id") != batch_id:
         problems.append(Problem(str(path), "identity",
                                 f"scene_id {doc.get('scene_id')!r} != batch {batch_id!r}"))
