@@ -153,22 +153,29 @@ class Store:
                 what, path=self.backend.locate(project, ep, batch_id, version, manifest),
                 hint="check the names with `clapboard ls`",
             )
+        self._check_state(state, project, ep, batch_id, version, manifest)
+        with codec.gc_paused():
+            return lazy_scene(state.doc)
+
+    def _check_state(self, state: BodyState, project: str, ep: str, batch_id: str,
+                     version: int, manifest: Doc | None) -> None:
+        """Identity, and every field validated once per stored state (errors name the
+        body's location)."""
         doc = state.doc
         if doc.get("scene_id") != batch_id:
             raise SceneIdentityMismatchError(
                 batch_id, doc.get("scene_id"), what="scene body",
                 path=self.backend.locate(project, ep, batch_id, version, manifest))
-        with codec.gc_paused():
-            if not state.valid:
-                try:
+        if not state.valid:
+            try:
+                with codec.gc_paused():
                     Scene.from_dict(doc)  # every field checked; the result is not kept
-                except ValidationError as e:
-                    raise ValidationError(
-                        e.field, f"{e.problem} (batch {batch_id} v{version})",
-                        path=self.backend.locate(project, ep, batch_id, version, manifest),
-                    ) from None
-                state.valid = True
-            return lazy_scene(doc)
+            except ValidationError as e:
+                raise ValidationError(
+                    e.field, f"{e.problem} (batch {batch_id} v{version})",
+                    path=self.backend.locate(project, ep, batch_id, version, manifest),
+                ) from None
+            state.valid = True
 
     def load_active_with_version(self, project: str, episode: object,
                                  batch_id: str) -> tuple[Scene, int]:
@@ -331,8 +338,7 @@ class Store:
         whole scene as the implicit v1.
         """
         who = resolve_actor(actor)
-        scene.validate()
-        runner = scene.to_dict()
+        scene.validate()  # what the runner built or assigned (untouched lazy beats are valid)
         with self.transaction(project, episode, batch_id, "runner") as tx:
             manifest, current, artifact = self._locked_active(tx, expected_version)
             state = tx.read_state(current, manifest)
@@ -341,22 +347,41 @@ class Store:
                     raise self._missing(tx, manifest, current, artifact)
                 if scene.scene_id != batch_id:
                     raise SceneIdentityMismatchError(batch_id, scene.scene_id, what="runner scene")
+                runner = scene.to_dict()
                 tx.write_body(current, runner, artifact)
                 self._journal(tx, "create", current, who,
                               {"changes": changed_paths({}, runner), "via": "runner"})
                 return
+            self._check_state(state, project, tx.episode, batch_id, current, manifest)
             doc = state.doc  # shared: read only (the overlay copies it)
-            if doc.get("scene_id") != batch_id:
-                raise SceneIdentityMismatchError(batch_id, doc.get("scene_id"), what="scene body")
-            mutations = structural_mutations(doc, runner)
+            # A beat of the runner's scene that is still the stored beat it was loaded
+            # from (an untouched lazy beat) merges to that beat unchanged: only the other
+            # beats are compared, merged, validated and diffed.
+            raws = doc.get("beats") or []
+            touched = changed_beats(scene, raws)
+            if touched is None:  # another number of beats: compare them all (and refuse)
+                disk, runner = doc, scene.to_dict()
+            else:
+                disk = {**doc, "beats": [raws[i] for i in touched]}
+                runner = scene.dict_with_beats([scene.beats[i].to_dict() for i in touched])
+            mutations = structural_mutations(disk, runner)
             if mutations:
                 raise SceneStructureImmutableError(batch_id, current, mutations)
-            merged = runner_overlay(doc, runner, allow_structural_enrichment=manifest is None)
+            merged = runner_overlay(disk, runner, allow_structural_enrichment=manifest is None)
             Scene.from_dict(merged)  # validate the merge before writing it (input unchanged)
-            changes = changed_paths(doc, merged)
+            changes = changed_paths(disk, merged)
             if not changes:
                 return
-            tx.commit_changes(current, artifact, state, lambda: merged,
+
+            def whole() -> Doc:
+                if touched is None:
+                    return merged
+                beats = list(raws)
+                for j, i in enumerate(touched):
+                    beats[i] = merged["beats"][j]
+                return {**merged, "beats": beats}
+
+            tx.commit_changes(current, artifact, state, whole,
                               self._record("runner", current, who, {"changes": changes}))
 
     # -- plans ---------------------------------------------------------------------------
