@@ -355,15 +355,19 @@ class Store:
             self._check_state(state, project, tx.episode, batch_id, current, manifest)
             doc = state.doc  # shared: read only (the overlay copies it)
             # A beat of the runner's scene that is still the stored beat it was loaded
-            # from (an untouched lazy beat) merges to that beat unchanged: only the other
-            # beats are compared, merged, validated and diffed.
+            # from (an untouched lazy beat), or that equals the stored beat, merges to
+            # that beat unchanged: only the other beats are compared, merged, validated
+            # and diffed (a runner holds its scene and changes a take or two per save).
             raws = doc.get("beats") or []
             touched = changed_beats(scene, raws)
             if touched is None:  # another number of beats: compare them all (and refuse)
                 disk, runner = doc, scene.to_dict()
             else:
+                differing = [(i, d) for i in touched
+                             if (d := scene.beats[i].to_dict()) != raws[i]]
+                touched = [i for i, _ in differing]
                 disk = {**doc, "beats": [raws[i] for i in touched]}
-                runner = scene.dict_with_beats([scene.beats[i].to_dict() for i in touched])
+                runner = scene.dict_with_beats([d for _, d in differing])
             mutations = structural_mutations(disk, runner)
             if mutations:
                 raise SceneStructureImmutableError(batch_id, current, mutations)
