@@ -26,6 +26,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from clapboard.codec import json_copy
+
 Doc = dict[str, Any]
 
 
@@ -85,19 +87,15 @@ class BatchTx(ABC):
         """The validated manifest (schema and identity checked), None when absent."""
 
     @abstractmethod
-    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
-        """The decoded body of ``version`` (without ``schema_version``), None if absent.
-
-        With ``manifest`` None only version 1 (the flat body) exists.
-        """
-
     def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
-        """The body of ``version`` as a shared :class:`BodyState` (None if absent).
+        """The body of ``version`` as a shared :class:`BodyState` (None if absent), its
+        journal deltas applied. With ``manifest`` None only version 1 (the flat body)
+        exists. A backend may keep states between calls, proving them current first."""
 
-        Default: a fresh decode each time. A backend may keep the state between calls
-        (the filesystem does, proving it current against the stored bytes)."""
-        doc = self.read_body(version, manifest)
-        return None if doc is None else BodyState(doc)
+    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
+        """The body of ``version`` as the caller's own document, None if absent."""
+        state = self.read_state(version, manifest)
+        return json_copy(state.doc) if state is not None else None
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
                        new_doc: Callable[[], Doc], record: Doc) -> Doc:
@@ -152,16 +150,16 @@ class Backend(ABC):
         """Unlocked read of the validated manifest."""
 
     @abstractmethod
-    def read_body(
-        self, project: str, episode: str, batch_id: str, version: int, manifest: Doc | None
-    ) -> Doc | None:
-        """Unlocked read of a decoded body (the caller's own copy)."""
-
     def read_state(self, project: str, episode: str, batch_id: str, version: int,
                    manifest: Doc | None) -> BodyState | None:
         """Unlocked read of a body as a shared :class:`BodyState` (see BatchTx)."""
-        doc = self.read_body(project, episode, batch_id, version, manifest)
-        return None if doc is None else BodyState(doc)
+
+    def read_body(
+        self, project: str, episode: str, batch_id: str, version: int, manifest: Doc | None
+    ) -> Doc | None:
+        """Unlocked read of a body, the caller's own document."""
+        state = self.read_state(project, episode, batch_id, version, manifest)
+        return json_copy(state.doc) if state is not None else None
 
     def locate(self, project: str, episode: str, batch_id: str, version: int,
                manifest: Doc | None) -> str:

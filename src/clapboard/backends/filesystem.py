@@ -26,7 +26,7 @@ from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
 from clapboard.backends.fs_state import BodyCache, Entry, JournalPos
 from clapboard.backends.replay import COMPACT_EVERY
 from clapboard.changes import apply_changes
-from clapboard.codec import Checkpoint, json_copy
+from clapboard.codec import Checkpoint
 from clapboard.errors import (
     ClapboardError,
     RollbackError,
@@ -164,11 +164,6 @@ class FilesystemBackend(Backend):
                               self.journal_path(project, episode, batch_id), version)
         return got[1].state if got is not None else None
 
-    def read_body(self, project: str, episode: str, batch_id: str, version: int,
-                  manifest: Doc | None) -> Doc | None:
-        state = self.read_state(project, episode, batch_id, version, manifest)
-        return json_copy(state.doc) if state is not None else None
-
     def list_projects(self) -> list[str]:
         base = self.root / "projects"
         if not base.is_dir():
@@ -301,10 +296,6 @@ class FsBatchTx(BatchTx):
         self._seen[path], entry = got
         self._entries[path] = entry
         return entry.state
-
-    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
-        state = self.read_state(version, manifest)
-        return json_copy(state.doc) if state is not None else None
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
                        new_doc: Callable[[], Doc], record: Doc) -> Doc:

@@ -45,7 +45,6 @@ from clapboard.backends.pg_schema import ensure_schema
 from clapboard.backends.pg_state import PgEntry, materialize, new_token
 from clapboard.backends.replay import COMPACT_EVERY, KeptBodies
 from clapboard.changes import apply_changes
-from clapboard.codec import json_copy
 from clapboard.errors import (
     ClapboardError,
     CorruptJournalError,
@@ -241,11 +240,6 @@ class PostgresBackend(Backend):
             entry = materialize(self.kept, conn.execute, (project, episode, batch_id),
                                 artifact, version, self.label(project, artifact), None)
         return entry.state if entry is not None else None
-
-    def read_body(self, project: str, episode: str, batch_id: str, version: int,
-                  manifest: Doc | None) -> Doc | None:
-        state = self.read_state(project, episode, batch_id, version, manifest)
-        return json_copy(state.doc) if state is not None else None
 
     def list_projects(self) -> list[str]:
         with self.connection() as conn:
@@ -487,10 +481,6 @@ class PgBatchTx(BatchTx):
             return None
         self._entries[artifact] = entry
         return entry.state
-
-    def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
-        state = self.read_state(version, manifest)
-        return json_copy(state.doc) if state is not None else None
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
                        new_doc: Callable[[], Doc], record: Doc) -> Doc:
