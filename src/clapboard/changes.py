@@ -139,19 +139,17 @@ def _apply(node: Any, segments: list[Any], change: Change) -> Any:
     if isinstance(seg, dict):  # the list element with this id
         ((id_key, ident),) = seg.items()
         items = list(node)
-        pos = next((i for i, item in enumerate(items)
-                    if isinstance(item, dict) and item.get(id_key) == ident), None)
+        if not rest and not change.get("removed"):
+            # An added element (the change says it was absent): no search needed.
+            items.insert(min(int(change.get("index", len(items))), len(items)), change["new"])
+            return items
+        pos = _position(items, id_key, ident)
         if rest:
             if pos is None:
                 raise KeyError(ident)
             items[pos] = _apply(items[pos], rest, change)
-        elif change.get("removed"):
-            if pos is not None:
-                del items[pos]
         elif pos is not None:
-            items[pos] = change["new"]
-        else:
-            items.insert(min(int(change.get("index", len(items))), len(items)), change["new"])
+            del items[pos]
         return items
     if not isinstance(node, dict) or not isinstance(seg, str):
         raise TypeError(seg)
@@ -163,6 +161,16 @@ def _apply(node: Any, segments: list[Any], change: Change) -> Any:
     else:
         out[seg] = change["new"]
     return out
+
+
+def _position(items: list[Any], id_key: str, ident: Any) -> int | None:
+    """Where the element with ``ident`` is; searched from the end, where the takes a
+    runner is working on are."""
+    for i in range(len(items) - 1, -1, -1):
+        item = items[i]
+        if type(item) is dict and item.get(id_key) == ident:
+            return i
+    return None
 
 
 def touched_parts(changes: list[Change]) -> tuple[set[str], bool] | None:
