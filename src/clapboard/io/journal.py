@@ -190,7 +190,7 @@ class Journal:
     """Appends to one journal file; the caller serialises appends (the batch lock)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)
         self._cache: tuple[int, int, Tail] | None = None  # (inode, size, tail)
         # (inode, end offset, line) of this object's last successful append
         self.last_append: tuple[int, int, bytes] | None = None

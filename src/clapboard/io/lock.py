@@ -72,7 +72,7 @@ class FileLock:
     """
 
     def __init__(self, path: Path | str, *, timeout: float = 30.0, op: str = "") -> None:
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)
         self.timeout = timeout
         self.op = op
         self._fd: int | None = None
