@@ -124,14 +124,16 @@ def _median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1e3
 
 
-MEANS: dict[int, dict[str, float]] = {}  # id(result of interleaved) -> mean ms per call
+class Timings(dict[str, float]):
+    """Median ms per call by contender; ``means`` holds the mean of the same calls,
+    which includes the occasional slow one (a status save that rewrites its body)."""
+
+    means: dict[str, float]
 
 
 def interleaved(fns: dict[str, Callable[[], object]], reps: int,
-                warmup: int = 3) -> dict[str, float]:
-    """Median ms per call of each function, calling them round robin (the mean of the
-    same calls is kept in :data:`MEANS`: it includes the occasional slow call, such as
-    a status save that rewrites its body)."""
+                warmup: int = 3) -> Timings:
+    """Median ms per call of each function, calling them round robin."""
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(warmup):
         for fn in fns.values():
@@ -142,9 +144,9 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int,
             t0 = clock()
             fn()
             samples[k].append(clock() - t0)
-    medians = {k: _median_ms(v) for k, v in samples.items()}
-    MEANS[id(medians)] = {k: statistics.fmean(v) * 1e3 for k, v in samples.items()}
-    return medians
+    out = Timings({k: _median_ms(v) for k, v in samples.items()})
+    out.means = {k: statistics.fmean(v) * 1e3 for k, v in samples.items()}
+    return out
 
 
 # -- the contenders ------------------------------------------------------------------------
@@ -247,7 +249,7 @@ class Row:
 
     def __post_init__(self) -> None:
         if not self.mean_ms:
-            self.mean_ms = MEANS.pop(id(self.ms), {})
+            self.mean_ms = dict(getattr(self.ms, "means", {}))
 
 
 def _flip(status: str) -> str:

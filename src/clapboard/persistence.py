@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clapboard import codec
-from clapboard.backends.fs_state import BodyCache
+from clapboard.backends.fs_state import materialize
 from clapboard.errors import (
     LockTimeoutError,
     SceneIdentityMismatchError,
@@ -164,7 +164,7 @@ def load_scene(path: Path) -> Scene:
     if f is None or f.kind not in ("flat", "version"):
         return Scene.from_dict(codec.decode_scene(data, p))
     journal = p.with_name(journal_name(f.episode, f.batch_id))
-    state = BodyCache().materialize(p, journal, f.version or 1, data).state
+    state = materialize(p, journal, f.version or 1, data).state
     return Scene.from_dict(state.doc)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from clapboard import codec
 from clapboard.backends.base import Problem, Report
-from clapboard.backends.fs_state import BodyCache
+from clapboard.backends.fs_state import materialize
 from clapboard.errors import ClapboardError, CorruptJournalError, LockTimeoutError
 from clapboard.fingerprint import raw_fingerprint
 from clapboard.io import journal as jr
@@ -151,7 +151,7 @@ def _check_body(path: Path, journal: Path, version: int, batch_id: str,
         problems.append(Problem(str(path), "unreadable", str(e)))
         return
     try:
-        doc = BodyCache().materialize(path, journal, version, data).state.doc
+        doc = materialize(path, journal, version, data).state.doc
     except CorruptJournalError as e:  # the body decoded; its journal deltas did not apply
         problems.append(Problem(str(path), "journal-replay",
                                 f"journal deltas after this body cannot be applied: {e}"))

@@ -70,13 +70,18 @@ class BodyCache(KeptBodies[Entry]):
             try:
                 entry = _catch_up(kept, journal_path, version, from_body=False)
             except _Rebase:
-                entry = _catch_up(_fresh(body_path, data), journal_path, version,
-                                  from_body=True)
+                entry = materialize(body_path, journal_path, version, data)
         else:
-            entry = _catch_up(_fresh(body_path, data), journal_path, version, from_body=True)
+            entry = materialize(body_path, journal_path, version, data)
         if entry is not kept:
             self.put(str(body_path), entry)
         return entry
+
+
+def materialize(body_path: Path, journal_path: Path, version: int, data: bytes) -> Entry:
+    """The body file's bytes ``data`` decoded, with the journal's delta records after
+    its checkpoint applied (nothing kept: for fsck and ``persistence.load_scene``)."""
+    return _catch_up(_fresh(body_path, data), journal_path, version, from_body=True)
 
 
 class _Rebase(Exception):
@@ -120,17 +125,18 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
             raise
         raise _Rebase from None  # the kept position may be stale: judge from the body
     tail = scan.tail
-    if scan.records:
-        rel = tail.valid_end - pos.end
-        line = data[data.rfind(b"\n", 0, rel - 1) + 1:rel]
-    else:
-        line = pos.line
+    line = _last_line(data, tail.valid_end - pos.end) if scan.records else pos.line
     new_pos = JournalPos(st.st_ino, tail.valid_end, tail.seq, tail.crc, line)
     deltas = [r for r in scan.records if is_delta(r, version)]
     if not deltas:
         return replace(entry, pos=new_pos)
     return replace(entry, pos=new_pos, pending=entry.pending + len(deltas),
                    state=apply_deltas(entry.state, deltas, journal_path))
+
+
+def _last_line(data: bytes, end: int) -> bytes:
+    """The line of ``data`` (with its newline) that ends at ``end``."""
+    return data[data.rfind(b"\n", 0, end - 1) + 1:end]
 
 
 def _anchor(fd: int, size: int, pos: JournalPos, path: Path, *, from_body: bool) -> JournalPos:
@@ -154,7 +160,7 @@ def _anchor(fd: int, size: int, pos: JournalPos, path: Path, *, from_body: bool)
         end = data.index(b"\n", end) + 1
         if rec["seq"] == pos.seq:
             if rec["crc"] == pos.crc:
-                return replace(pos, end=end, line=data[data.rfind(b"\n", 0, end - 1) + 1:end])
+                return replace(pos, end=end, line=_last_line(data, end))
             break
     raise CorruptJournalError(
         f"the body includes journal record seq {pos.seq} (crc {pos.crc}), which this "
