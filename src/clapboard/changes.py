@@ -46,27 +46,35 @@ def _by_id(items: list[Any], key: str) -> dict[Any, Any] | None:
 def changed_paths(old: Any, new: Any, path: str = "",
                   key: tuple[Any, ...] = ()) -> list[Change]:
     """Leaf-level changes from ``old`` to ``new`` (empty if equal); see the module doc."""
-    if old == new and type(old) is type(new):
-        return []
     out: list[Change] = []
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in list(old.keys()) + [k for k in new if k not in old]:
-            if k in old and k in new:
-                o, n = old[k], new[k]
-                if o is n or (type(o) is type(n) and o == n):
-                    continue  # the common case: skip before building any path
+    if not (old == new and type(old) is type(new)):
+        _diff(old, new, path, key, out)
+    return out
+
+
+def _diff(old: Any, new: Any, path: str, key: tuple[Any, ...], out: list[Change]) -> None:
+    """Append to ``out`` the changes from ``old`` to ``new``, which the caller found to
+    differ (so no comparison of the whole is repeated on the way down)."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        out.append(_change(path, key, old, new))
+        return
+    for k, o in old.items():
+        if k in new:
+            n = new[k]
+            if o is n or (type(o) is type(n) and o == n):
+                continue  # the common case: skip before building any path
             sub = f"{path}.{k}" if path else str(k)
-            subkey = (*key, k)
-            if k not in new:
-                out.append(_change(sub, subkey, old[k], _MISSING, removed=True))
-            elif k not in old:
-                out.append(_change(sub, subkey, _MISSING, new[k]))
-            elif k in _ID_KEYS and isinstance(old[k], list) and isinstance(new[k], list):
-                out.extend(_list_changes(old[k], new[k], sub, subkey, _ID_KEYS[k]))
+            id_key = _ID_KEYS.get(k)
+            if id_key is not None and isinstance(o, list) and isinstance(n, list):
+                _list_diff(o, n, sub, (*key, k), id_key, out)
             else:
-                out.extend(changed_paths(old[k], new[k], sub, subkey))
-        return out
-    return [_change(path, key, old, new)]
+                _diff(o, n, sub, (*key, k), out)
+        else:
+            out.append(_change(f"{path}.{k}" if path else str(k), (*key, k), o, _MISSING,
+                               removed=True))
+    for k, n in new.items():
+        if k not in old:
+            out.append(_change(f"{path}.{k}" if path else str(k), (*key, k), _MISSING, n))
 
 
 def _change(path: str, key: tuple[Any, ...], old: Any, new: Any, *, removed: bool = False,
@@ -79,28 +87,25 @@ def _change(path: str, key: tuple[Any, ...], old: Any, new: Any, *, removed: boo
     return c
 
 
-def _list_changes(old: list[Any], new: list[Any], path: str, key: tuple[Any, ...],
-                  id_key: str) -> list[Change]:
-    if old == new:
-        return []
+def _list_diff(old: list[Any], new: list[Any], path: str, key: tuple[Any, ...],
+               id_key: str, out: list[Change]) -> None:
     a, b = _by_id(old, id_key), _by_id(new, id_key)
     if a is None or b is None or [i for i in a if i in b] != [i for i in b if i in a]:
-        return [_change(path, key, old, new)]  # reordered or unkeyed: the whole list
-    out: list[Change] = []
+        out.append(_change(path, key, old, new))  # reordered or unkeyed: the whole list
+        return
     for ident, item in a.items():
         other = b.get(ident, _ABSENT)
         if other is item or (type(other) is type(item) and other == item):
             continue
         sub, subkey = f"{path}[{ident}]", (*key, {id_key: ident})
         if other is not _ABSENT:
-            out.extend(changed_paths(item, other, sub, subkey))
+            _diff(item, other, sub, subkey, out)
         else:
             out.append(_change(sub, subkey, item, _MISSING, removed=True))
     for index, (ident, item) in enumerate(b.items()):
         if ident not in a:
             out.append(_change(f"{path}[{ident}]", (*key, {id_key: ident}), _MISSING, item,
                                index=index))
-    return out
 
 
 def beat_changes(old: dict[str, Any], new: dict[str, Any], touched: list[int]) -> list[Change]:

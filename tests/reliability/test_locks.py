@@ -182,3 +182,44 @@ def test_flock_unsupported_is_a_hard_error(code: int, tmp_path: Path,
     monkeypatch.undo()
     assert s.list_batches("p", 1) == []  # nothing was written without the lock
     s.close()
+
+
+def test_kept_descriptor_is_never_shared_between_threads(tmp_path: Path) -> None:
+    """#8: a released lock keeps its descriptor for reuse; a second thread acquiring
+    while the first holds must still wait (flock locks belong to the descriptor)."""
+    import threading
+
+    path = tmp_path / "b.versions.lock"
+    with FileLock(path, timeout=2):
+        pass  # now a descriptor of this file is kept
+    assert lockmod._KEPT.get(str(path)), "the released descriptor was not kept"
+    got: list[bool] = []
+    with FileLock(path, timeout=2):
+        t = threading.Thread(target=lambda: got.append(_try(str(path), 0.3)))
+        t.start()
+        t.join(10)
+    assert got == [False], "a second thread shared the holder's lock"
+    assert _try(str(path), 2.0)
+
+
+def test_forked_child_does_not_reuse_kept_descriptors(tmp_path: Path) -> None:
+    """#9: a child forked while the parent keeps a free lock descriptor must not lock
+    through its copy (it would share the parent's lock) once the parent holds it."""
+    path = tmp_path / "b.versions.lock"
+    with FileLock(path, timeout=2):
+        pass
+    assert lockmod._KEPT.get(str(path))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: wait until the parent holds the lock, then try it
+        os.close(w)
+        os.read(r, 1)
+        os._exit(0 if not _try(str(path), 0.5) else 1)
+    os.close(r)
+    lk = FileLock(path, timeout=2)
+    lk.acquire()  # through the kept descriptor
+    os.write(w, b"x")
+    _, status = os.waitpid(pid, 0)
+    lk.release()
+    os.close(w)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child got the parent's held lock"

@@ -133,7 +133,7 @@ class FilesystemBackend(Backend):
     # -- reads ------------------------------------------------------------------------
 
     def _load_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
-        path = self.scenes_dir(project) / manifest_name(episode, batch_id)
+        path = self.file_path(project, manifest_name(episode, batch_id), "manifest")
         data = _read(path)
         if data is None:
             return None

@@ -38,9 +38,43 @@ from clapboard.io.atomic import ensure_dir
 _HELD: dict[str, int] = {}  # lock path -> thread ident of the holder in this process
 _HELD_GUARD = threading.Lock()
 
+# Unlocked descriptors kept for the next acquisition of the same lock file / folder
+# (opening and closing two files per save costs more than the flocks themselves). A
+# kept descriptor is taken out while in use, so no two holders ever share one: flock
+# locks belong to the open file description, and sharing one would share the lock.
+_KEPT_MAX = 64
+_KEPT: dict[str, list[tuple[int, int]]] = {}  # path -> [(fd, inode)]
+_KEPT_GUARD = threading.Lock()
+
+
+def _take(path: str) -> tuple[int, int] | None:
+    with _KEPT_GUARD:
+        free = _KEPT.get(path)
+        return free.pop() if free else None
+
+
+def _keep(path: str, fd: int, ino: int) -> None:
+    with _KEPT_GUARD:
+        if sum(len(v) for v in _KEPT.values()) < _KEPT_MAX:
+            _KEPT.setdefault(path, []).append((fd, ino))
+            return
+    os.close(fd)
+
 
 def _forget_in_child() -> None:
+    global _HELD_GUARD, _KEPT_GUARD
+    # Another thread may have held a guard at the fork: the child gets fresh ones.
+    _HELD_GUARD, _KEPT_GUARD = threading.Lock(), threading.Lock()
     _HELD.clear()
+    # The child's copies of the kept descriptors share their open file descriptions
+    # with the parent's: a flock through one would be the parent's lock. Drop them.
+    for free in _KEPT.values():
+        for fd, _ in free:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _KEPT.clear()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
@@ -77,8 +111,10 @@ class FileLock:
         self.op = op
         self._fd: int | None = None
         self._dir_fd: int | None = None
+        self._ino = 0
         self._owner_pid = 0
         self._key = str(self.path)
+        self._dir = os.path.dirname(self._key) or "."
 
     def acquire(self) -> None:
         me = threading.get_ident()
@@ -92,18 +128,26 @@ class FileLock:
         deadline = time.monotonic() + self.timeout
         backoff = _Backoff(deadline)
         while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-            except FileNotFoundError:
-                self._create(deadline)
-                continue
+            kept = _take(self._key)
+            if kept is not None:
+                fd, ino = kept
+            else:
+                try:
+                    fd = os.open(self._key, os.O_RDWR | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    self._create(deadline)
+                    continue
+                ino = 0
             try:
                 locked = self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BaseException:
                 os.close(fd)
                 raise
             if not locked:
-                os.close(fd)
+                if ino:
+                    _keep(self._key, fd, ino)
+                else:
+                    os.close(fd)
                 if not backoff.wait():
                     raise LockTimeoutError(
                         str(self.path), self.timeout, holder=read_holder(self.path))
@@ -123,8 +167,11 @@ class FileLock:
                 raise
             # The file may have been unlinked or replaced before we locked it: then we
             # would hold a lock nobody else can see. Check and retry on the live inode.
+            # (A kept descriptor keeps its inode alive, so its number cannot be reused.)
             try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                if not ino:
+                    ino = os.fstat(fd).st_ino
+                same = ino == os.stat(self._key).st_ino
             except FileNotFoundError:
                 same = False
             if not same:
@@ -132,7 +179,7 @@ class FileLock:
                 os.close(fd)
                 continue
             break
-        self._fd, self._dir_fd = fd, dir_fd
+        self._fd, self._dir_fd, self._ino = fd, dir_fd, ino
         self._owner_pid = os.getpid()
         with _HELD_GUARD:
             _HELD[self._key] = me
@@ -154,23 +201,29 @@ class FileLock:
             raise
         return True
 
-    def _open_dir(self) -> int:
+    def _open_dir(self, *, fresh: bool = False) -> int:
+        """A descriptor of the lock's folder: a kept one unless ``fresh``. (A kept one
+        of a folder replaced since is dropped with the lock file's when the inode
+        check fails, so it cannot outlive the retry.)"""
+        kept = None if fresh else _take(self._dir)
+        if kept is not None:
+            return kept[0]
         try:
-            return os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             ensure_dir(self.path.parent)
-            return os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def _create(self, deadline: float) -> None:
         """Create the lock file under the folder's exclusive flock (see the class doc)."""
-        dir_fd = self._open_dir()
+        dir_fd = self._open_dir(fresh=True)
         try:
             backoff = _Backoff(deadline)
             while not self._flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
                 if not backoff.wait():
                     raise LockTimeoutError(
                         str(self.path), self.timeout, holder=read_holder(self.path))
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666))
+            os.close(os.open(self._key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666))
         finally:
             os.close(dir_fd)  # closing drops the folder flock
 
@@ -192,8 +245,11 @@ class FileLock:
             with _HELD_GUARD:
                 _HELD.pop(self._key, None)
             fcntl.flock(fd, fcntl.LOCK_UN)
+            _keep(self._key, fd, self._ino)
             if dir_fd is not None:
                 fcntl.flock(dir_fd, fcntl.LOCK_UN)
+                _keep(self._dir, dir_fd, 0)
+            return
         # In a forked child: only close our copies; the parent still holds the locks.
         os.close(fd)
         if dir_fd is not None:
