@@ -363,7 +363,12 @@ def test_connection_lost_mid_block_is_a_typed_error_naming_the_batch(
         _terminate(pg_url, "pid = %s", (pid,))
         tx.append_journal(dict(RECORD))  # was a raw psycopg AdminShutdown
     assert isinstance(e.value, ClapboardError) and "SEQ_A" in str(e.value)
-    assert e.value.stage == "block" and "did not commit" in e.value.hint
+    # The record travels with the COMMIT: the loss shows while sending it (did not
+    # commit) or in that last round trip (outcome unknown to the client) — never as
+    # success, and never as a bare psycopg error.
+    assert (e.value.stage, e.value.hint) in {
+        ("block", "the transaction did not commit"),
+        ("commit", "it failed at commit: the outcome is unknown, check with `clapboard log`")}
     assert pg.history(P, EP, "SEQ_A") == journal
     pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)  # pool ok
     assert counter(pg) == 1
@@ -385,10 +390,19 @@ def test_connection_lost_before_commit_is_a_typed_error(pg_url: str) -> None:  #
         assert "SEQ_A" in str(e.value)
         assert counter(store) == 0  # the server rolled it back
         before = store.history(P, EP, "SEQ_A")
-        # Nothing after the drop but COMMIT:
+        # A journal record waits to travel with the COMMIT: a drop before that round
+        # trip is found while sending the record (did not commit) or in it (unknown).
         with pytest.raises(PostgresBatchError) as e, \
                 store.transaction(P, EP, "SEQ_A", "status") as tx:
             tx.append_journal(dict(RECORD))
+            hook(Scene(scene_id="SEQ_A"))
+        assert e.value.stage in ("block", "commit")  # see the test above
+        assert store.history(P, EP, "SEQ_A") == before
+        # Nothing after the drop but COMMIT (the record already sent): unknown outcome.
+        with pytest.raises(PostgresBatchError) as e, \
+                store.transaction(P, EP, "SEQ_A", "status") as tx:
+            tx.append_journal(dict(RECORD))
+            tx.execute("SELECT 1")  # sends the deferred record first
             hook(Scene(scene_id="SEQ_A"))
         assert e.value.stage == "commit" and "outcome is unknown" in e.value.hint
         assert store.history(P, EP, "SEQ_A") == before
@@ -471,3 +485,41 @@ def test_reads_on_a_broken_store_are_typed_errors(pg_url: str) -> None:  # noqa:
         with pytest.raises(ClapboardError, match="PostgreSQL store"):
             read()
     store.close()
+
+
+def test_status_save_is_two_round_trips(pg: clapboard.Store, tmp_path: Any) -> None:
+    """A warm status save talks to the server twice: [BEGIN, lock, tokens] and
+    [journal record, COMMIT] (issue 6: a bare UPDATE commit takes three)."""
+    from psycopg import pq
+
+    backend = pg.backend
+    assert isinstance(backend, PostgresBackend)
+    for _ in range(3):  # warm: kept state, prepared statements, session lock_timeout
+        pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    trace = tmp_path / "trace.txt"
+    real = backend._pool.connection
+
+    def traced(*a: Any, **k: Any) -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def cm() -> Any:
+            with real(*a, **k) as conn, open(trace, "w") as f:
+                conn.pgconn.trace(f.fileno())
+                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+                try:
+                    yield conn
+                finally:
+                    conn.pgconn.untrace()
+        return cm()
+
+    backend._pool.connection = traced  # type: ignore[method-assign]
+    try:
+        pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    finally:
+        backend._pool.connection = real  # type: ignore[method-assign]
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    syncs = [f for f in sent if f[0] == "F" and f[2] == "Sync"]
+    queries = [f for f in sent if f[0] == "F" and f[2] == "Query"]
+    assert len(syncs) == 2 and not queries, trace.read_text()
+    assert counter(pg) == 4

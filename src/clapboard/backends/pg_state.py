@@ -46,11 +46,16 @@ _WHERE = "project = %s AND episode = %s AND batch_id = %s"
 
 def materialize(kept: KeptBodies[PgEntry], execute: Execute, key: tuple[str, str, str],
                 artifact: str, version: int, label: str,
-                tail: tuple[int, str] | None) -> PgEntry | None:
+                tail: tuple[int, str] | None,
+                tokens: dict[str, str] | None = None) -> PgEntry | None:
     """The body row ``artifact`` with its journal deltas applied, reusing a kept state
     when it is proven current. ``tail``: the journal's (seq, crc) when the caller holds
-    the batch row (else read here, with the token, in one statement)."""
-    if tail is None:
+    the batch row (else read here, with the token, in one statement); ``tokens``: the
+    batch's body tokens by artifact, when the caller read them with the lock."""
+    if tail is not None and tokens is not None:
+        token = tokens.get(artifact)
+        row = None if token is None else (token, *tail)
+    elif tail is None:
         row = execute(
             "SELECT x.token, t.journal_seq, t.journal_crc FROM clapboard_bodies x "
             "JOIN clapboard_batches t USING (project, episode, batch_id) "

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -122,6 +123,26 @@ class PostgresUnavailableError(ClapboardError, ConnectionError):
     """A read or maintenance query failed in the database (no batch lock was held)."""
 
 
+_LOCK_ROW = ("SELECT manifest, journal_seq, journal_crc FROM clapboard_batches "
+             "WHERE project = %s AND episode = %s AND batch_id = %s FOR UPDATE")
+_TOKENS = ("SELECT artifact, token FROM clapboard_bodies "
+           "WHERE project = %s AND episode = %s AND batch_id = %s")
+# The lock_timeout each pooled connection has as its session setting.
+_LOCK_TIMEOUTS: weakref.WeakKeyDictionary[Conn, str] = weakref.WeakKeyDictionary()
+
+
+def _rollback(conn: Conn) -> None:
+    """End a failed batch transaction (best effort: a broken connection is discarded
+    by the pool, and the server rolls back what it had)."""
+    _LOCK_TIMEOUTS.pop(conn, None)
+    if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass
+
+
 class PostgresBackend(Backend):
     """A store in a PostgreSQL schema. ``pool_size`` bounds the connections it opens."""
 
@@ -197,6 +218,7 @@ class PostgresBackend(Backend):
             with self.connection() as conn:
                 yield conn
             return
+        tx.flush()  # the block's deferred statements first: reads see its writes
         try:
             yield tx.conn
         except psycopg.Error as e:
@@ -350,7 +372,7 @@ class PostgresBackend(Backend):
         try:
             with self._pool.connection(timeout=max(timeout, 0.001)) as conn:
                 stage = "lock"
-                with conn.transaction():
+                try:
                     tx = self._lock(conn, project, episode, batch_id, timeout, lock_name, op)
                     held = self._held()
                     with _HELD_GUARD:
@@ -360,10 +382,14 @@ class PostgresBackend(Backend):
                         stage = "block"
                         yield tx
                         stage = "commit"
+                        tx.commit()
                     finally:
                         held.pop(tx._key, None)
                         with _HELD_GUARD:
                             _HELD.pop(held_key, None)
+                except BaseException:
+                    _rollback(conn)
+                    raise
                 for done in tx.after_commit:  # committed: what the block decided to keep
                     done()
         except PoolTimeout:
@@ -386,21 +412,34 @@ class PostgresBackend(Backend):
     def _lock(self, conn: Conn, project: str, episode: str, batch_id: str, timeout: float,
               lock_name: str, op: str) -> PgBatchTx:
         key = (project, episode, batch_id)
-        # Three statements, one network round trip (pipeline mode); an error in any of
-        # them (the lock timeout) surfaces when the pipeline syncs, still in this phase.
+        # One network round trip (pipeline mode) opens the transaction, takes the row
+        # lock and reads what every writer needs (a second one creates the row of a new
+        # batch); an error in any statement (the lock timeout) surfaces when the
+        # pipeline syncs, still in this phase. The body tokens are read by a statement
+        # of their own *after* the lock: in READ COMMITTED it sees what the previous
+        # holder committed.
+        want = _lock_timeout_ms(timeout)
         with conn.pipeline():
-            conn.execute("SELECT set_config('lock_timeout', %s, true)",
-                         (_lock_timeout_ms(timeout),))
-            conn.execute("INSERT INTO clapboard_batches (project, episode, batch_id) "
-                         "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", key)
-            cur = conn.execute(
-                "SELECT manifest, journal_seq, journal_crc FROM clapboard_batches "
-                "WHERE project = %s AND episode = %s AND batch_id = %s FOR UPDATE", key)
+            conn.execute("BEGIN")
+            if _LOCK_TIMEOUTS.get(conn) != want:  # a session setting, kept by the conn
+                conn.execute("SELECT set_config('lock_timeout', %s, false)", (want,))
+            cur = conn.execute(_LOCK_ROW, key)
+            tokens = conn.execute(_TOKENS, key)
+        _LOCK_TIMEOUTS[conn] = want  # (forgotten on rollback, which undoes it)
         row = cur.fetchone()
+        if row is None:  # a new batch: create its row, then lock it
+            with conn.pipeline():
+                conn.execute("INSERT INTO clapboard_batches (project, episode, batch_id) "
+                             "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", key)
+                cur = conn.execute(_LOCK_ROW, key)
+                tokens = conn.execute(_TOKENS, key)
+            row = cur.fetchone()
         if row is None:  # deleted between the insert and the lock (only by hand)
             raise ClapboardError(f"batch row {lock_name} vanished while locking it")
-        return PgBatchTx(self, conn, project, episode, batch_id, row[0], int(row[1]), row[2],
-                         lock_name=lock_name, op=op)
+        tx = PgBatchTx(self, conn, project, episode, batch_id, row[0], int(row[1]), row[2],
+                       lock_name=lock_name, op=op)
+        tx.tokens = {str(a): str(t) for a, t in tokens.fetchall()}
+        return tx
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -447,6 +486,11 @@ class PgBatchTx(BatchTx):
         self._crc = journal_crc
         self._entries: dict[str, PgEntry] = {}  # bodies read in this transaction
         self.after_commit: list[Callable[[], None]] = []
+        # Body tokens by artifact, read with the lock (None: unknown, ask the row)
+        self.tokens: dict[str, str] | None = None
+        # Journal inserts wait to travel with the next statement or with the COMMIT
+        # (one round trip fewer per write); anything else sent first flushes them.
+        self._deferred: list[tuple[str, dict[str, Any]]] = []
 
     def read_manifest(self) -> Doc | None:
         if self._manifest is None and self._manifest_text is not None:
@@ -457,14 +501,49 @@ class PgBatchTx(BatchTx):
     def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[tuple[Any, ...]]:
         """A statement of this transaction; a database error becomes a
         :class:`PostgresBatchError` naming the batch (the transaction is then aborted
-        and rolls back when the block exits)."""
+        and rolls back when the block exits). It may change any row, so the body
+        tokens read with the lock are no longer trusted."""
+        self.tokens = None
+        return self._run(query, params)
+
+    def _run(self, query: Any, params: Any = None) -> psycopg.Cursor[tuple[Any, ...]]:
         try:
+            self.flush()
             return self.conn.execute(query, params)
         except psycopg.Error as e:
             raise PostgresBatchError(self.lock_name, "block", self.op, e) from e
 
+    def flush(self) -> None:
+        """Send the deferred journal inserts now (one round trip)."""
+        if not self._deferred:
+            return
+        deferred, self._deferred = self._deferred, []
+        try:
+            with self.conn.pipeline():
+                for query, params in deferred:
+                    self.conn.execute(query, params)
+        except psycopg.Error as e:
+            raise PostgresBatchError(self.lock_name, "block", self.op, e) from e
+
+    def commit(self) -> None:
+        """The deferred inserts and COMMIT, in one round trip. A failure before the
+        COMMIT was queued means the transaction did not commit (stage "block"); after,
+        the outcome is unknown to the client (stage "commit", said by the caller)."""
+        deferred, self._deferred = self._deferred, []
+        queued = False
+        try:
+            with self.conn.pipeline():
+                for query, params in deferred:
+                    self.conn.execute(query, params)
+                queued = True
+                self.conn.execute("COMMIT")
+        except psycopg.Error as e:
+            if not queued:
+                raise PostgresBatchError(self.lock_name, "block", self.op, e) from e
+            raise
+
     def select_body(self, artifact: str) -> str | None:
-        row = self.execute(
+        row = self._run(
             "SELECT body FROM clapboard_bodies WHERE project = %s AND episode = %s "
             "AND batch_id = %s AND artifact = %s", (*self._key, artifact)).fetchone()
         return row[0] if row else None
@@ -475,8 +554,9 @@ class PgBatchTx(BatchTx):
     def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
         artifact = self._artifact(
             artifact_for(manifest, self.episode, self.batch_id, version), version)
-        entry = materialize(self.backend.kept, self.execute, self._key, artifact, version,
-                            self.backend.label(self.project, artifact), (self._seq, self._crc))
+        entry = materialize(self.backend.kept, self._run, self._key, artifact, version,
+                            self.backend.label(self.project, artifact), (self._seq, self._crc),
+                            self.tokens)
         if entry is None:
             return None
         self._entries[artifact] = entry
@@ -507,12 +587,14 @@ class PgBatchTx(BatchTx):
     def _write_row(self, name: str, doc: Doc) -> tuple[str, str]:
         """Write a body row whole: it includes the journal up to now, under a new token."""
         token, text = new_token(), codec.encode_scene(doc).decode()
-        self.execute(
+        self._run(
             "INSERT INTO clapboard_bodies (project, episode, batch_id, artifact, body, token, "
             "checkpoint) VALUES (%s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (project, episode, batch_id, artifact) DO UPDATE SET "
             "body = EXCLUDED.body, token = EXCLUDED.token, checkpoint = EXCLUDED.checkpoint",
             (*self._key, name, text, token, self._seq))
+        if self.tokens is not None:
+            self.tokens[name] = token
         self._entries.pop(name, None)
         return token, text
 
@@ -524,7 +606,7 @@ class PgBatchTx(BatchTx):
 
     def write_manifest(self, manifest: Doc) -> None:
         text = codec.encode_manifest(manifest).decode()
-        self.execute(
+        self._run(
             "UPDATE clapboard_batches SET manifest = %s WHERE project = %s AND episode = %s "
             "AND batch_id = %s", (text, *self._key))
         self._manifest = dict(manifest)
@@ -547,9 +629,10 @@ class PgBatchTx(BatchTx):
         text = line.rstrip(b"\n").decode()
         payload = orjson.dumps({"project": self.project, "episode": self.episode,
                                 "batch_id": self.batch_id, "seq": rec["seq"]}).decode()
-        # One round trip: the record, the chain tail on the (locked) batch row, and the
+        # One statement: the record, the chain tail on the (locked) batch row, and the
         # notification, which PostgreSQL delivers only if this transaction commits.
-        self.execute(
+        # Deferred: it travels with the next statement or the COMMIT.
+        self._deferred.append((
             """WITH ins AS (
                    INSERT INTO clapboard_journal (project, episode, batch_id, seq, crc, record)
                    VALUES (%(p)s, %(e)s, %(b)s, %(seq)s, %(crc)s, %(rec)s)),
@@ -559,7 +642,7 @@ class PgBatchTx(BatchTx):
                SELECT pg_notify(%(chan)s, %(payload)s)""",
             {"p": self.project, "e": self.episode, "b": self.batch_id, "seq": rec["seq"],
              "crc": rec["crc"], "rec": text, "chan": self.backend.channel,
-             "payload": payload})
+             "payload": payload}))
         self._seq, self._crc = rec["seq"], rec["crc"]
         return rec
 
