@@ -767,11 +767,11 @@ def main(argv: list[str] | None = None) -> int:
                     "a bare single-row UPDATE commit on the same server)")
     ap.add_argument("--dir", metavar="DIR", help="scratch folder (default: a temp dir; "
                     "must be on the disk you want to measure)")
-    ap.add_argument("--only", choices=["ops", "concurrency", "scale"], action="append",
+    ap.add_argument("--only", choices=["ops", "concurrency", "scale", "pg"], action="append",
                     help="run only these parts (repeatable)")
     args = ap.parse_args(argv)
     mode = MODES["quick" if args.quick else "tiny" if args.tiny else "full"]
-    parts = set(args.only or ["ops", "concurrency", "scale"])
+    parts = set(args.only or ["ops", "concurrency", "scale", "pg"])
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="clapboard-bench-", dir=args.dir))
     os.environ.setdefault("CLAPBOARD_ACTOR", "bench@localhost")
@@ -807,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{s['us_per_item_small']:.1f} -> {s['us_per_item_large']:.1f} us "
                       f"({'linear' if s['linear'] else 'SUPERLINEAR'})")
         pg: list[Doc] = []
-        if args.pg:
+        if args.pg and "pg" in parts:
             pg = bench_pg(args.pg, work, max(5, mode.reps.get("50x5", 5)))
             print()
             for p in pg:

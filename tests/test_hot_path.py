@@ -202,3 +202,18 @@ def test_gc_paused_restores_the_collector() -> None:
         assert not gc.isenabled()  # it did not disable it, so it does not enable it
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("value", [35.0, True, "35"])
+def test_structure_guard_sees_a_type_change_that_python_calls_equal(store: Any,
+                                                                     value: Any) -> None:
+    """The status writer's shortcut for an unchanged beat_metadata compares JSON bytes,
+    not ``==``: 35 -> 35.0 (or True for 1) changes the structural fingerprint and is
+    refused like any other structure change."""
+    def mutate(s: Scene) -> None:
+        s.beats[0].beat_metadata["plan_shot"]["camera"]["lens"] = value
+
+    with pytest.raises(clapboard.SceneStructureImmutableError):
+        store.save_active_scene_status(P, EP, B, expected_version=1, mutate=mutate)
+    assert store.load_active(P, EP, B).beats[0].beat_metadata["plan_shot"] == {
+        "camera": {"lens": 35}}

@@ -110,11 +110,23 @@ def structure_changed(scene: Scene, raw: dict[str, Any], touched: list[int] | No
         return True
     for i in touched:
         beat, stored = scene.beats[i], raws[i]
+        if beat.beat_id == stored.get("beat_id") and _same_json(
+                beat.beat_metadata, stored.get("beat_metadata")):
+            continue  # the common case: the same bytes give the same projection
         if (_key_of(scene.scene_id, [(beat.beat_id, beat.beat_metadata)])
                 != _key_of(scene.scene_id, [(stored.get("beat_id"),
                                              stored.get("beat_metadata"))])):
             return True
     return False
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """True when ``a`` and ``b`` encode to the same JSON bytes (``==`` alone would take
+    1, 1.0 and true for one another); False when unsure."""
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except (orjson.JSONEncodeError, TypeError):
+        return False
 
 
 def _key_of(scene_id: Any, beat_items: BeatItems) -> bytes:

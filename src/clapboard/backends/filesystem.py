@@ -50,17 +50,24 @@ from clapboard.paths import (
 )
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: Path, size_hint: int = -1) -> bytes | None:
     """A whole file, or None when it does not exist (plain system calls: the buffered
-    ``open`` costs more than the read of a small body)."""
+    ``open`` costs more than the read of a small body). With ``size_hint`` (the size
+    the file is expected to have) one read of one byte more settles it: a regular
+    file's read comes back short only at its end."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     try:
-        size = os.fstat(fd).st_size
-        chunks = [os.read(fd, size + 1)]
-        while chunks[-1]:  # the file may have grown since fstat: read to the end
+        if size_hint >= 0:
+            first = os.read(fd, size_hint + 1)
+            if len(first) <= size_hint:
+                return first
+            chunks = [first]
+        else:
+            chunks = [os.read(fd, os.fstat(fd).st_size + 1)]
+        while chunks[-1]:  # the file may have grown since: read to the end
             chunks.append(os.read(fd, 1 << 20))
         return b"".join(chunks)
     finally:
@@ -146,7 +153,7 @@ class FilesystemBackend(Backend):
     def load_entry(self, path: Path, journal_path: Path,
                    version: int) -> tuple[bytes, Entry] | None:
         """The body file at ``path`` with its journal deltas applied (see fs_state)."""
-        data = _read(path)
+        data = _read(path, self.bodies.size_of(str(path)))
         if data is None:
             self.bodies.drop(str(path))
             return None

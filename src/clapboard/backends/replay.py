@@ -87,6 +87,11 @@ class KeptBodies(Generic[E]):
         with self._lock:
             return self._entries.get(key)
 
+    def size_of(self, key: str) -> int:
+        """The size of the entry kept under ``key``, -1 when none is."""
+        entry = self._entries.get(key)  # one dict lookup: atomic, no lock needed
+        return entry.size if entry is not None else -1
+
     def put(self, key: str, entry: E) -> None:
         with self._lock:
             old = self._entries.pop(key, None)
