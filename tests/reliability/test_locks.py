@@ -223,3 +223,21 @@ def test_forked_child_does_not_reuse_kept_descriptors(tmp_path: Path) -> None:
     lk.release()
     os.close(w)
     assert os.waitstatus_to_exitcode(status) == 0, "the child got the parent's held lock"
+
+
+def test_kept_descriptors_are_bounded_least_recent_closed_first(tmp_path: Path) -> None:
+    """A long-lived process locking many batches keeps at most _KEPT_MAX descriptors:
+    the least recently used are closed, the newest is always kept."""
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    for i in range(lockmod._KEPT_MAX + 40):
+        with FileLock(tmp_path / f"b{i}.versions.lock", timeout=2):
+            pass
+    before = open_fds()
+    for i in range(lockmod._KEPT_MAX + 40, 2 * lockmod._KEPT_MAX + 80):
+        with FileLock(tmp_path / f"b{i}.versions.lock", timeout=2):
+            pass
+    assert sum(len(v) for v in lockmod._KEPT.values()) <= lockmod._KEPT_MAX
+    assert lockmod._KEPT.get(str(tmp_path / f"b{2 * lockmod._KEPT_MAX + 79}.versions.lock"))
+    assert open_fds() <= before, "kept descriptors leaked past the bound"

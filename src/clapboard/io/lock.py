@@ -27,6 +27,7 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
 
@@ -42,23 +43,34 @@ _HELD_GUARD = threading.Lock()
 # (opening and closing two files per save costs more than the flocks themselves). A
 # kept descriptor is taken out while in use, so no two holders ever share one: flock
 # locks belong to the open file description, and sharing one would share the lock.
-_KEPT_MAX = 64
-_KEPT: dict[str, list[tuple[int, int]]] = {}  # path -> [(fd, inode)]
+_KEPT_MAX = 64  # descriptors in all; the least recently kept are closed first
+_KEPT: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()  # path -> [(fd, inode)]
 _KEPT_GUARD = threading.Lock()
 
 
 def _take(path: str) -> tuple[int, int] | None:
     with _KEPT_GUARD:
         free = _KEPT.get(path)
-        return free.pop() if free else None
+        if not free:
+            return None
+        got = free.pop()
+        if not free:
+            del _KEPT[path]
+        return got
 
 
 def _keep(path: str, fd: int, ino: int) -> None:
+    evicted: list[tuple[int, int]] = []
     with _KEPT_GUARD:
-        if sum(len(v) for v in _KEPT.values()) < _KEPT_MAX:
-            _KEPT.setdefault(path, []).append((fd, ino))
-            return
-    os.close(fd)
+        _KEPT.setdefault(path, []).append((fd, ino))
+        _KEPT.move_to_end(path)
+        count = sum(len(v) for v in _KEPT.values())
+        while count > _KEPT_MAX:
+            _, old = _KEPT.popitem(last=False)
+            evicted.extend(old)
+            count -= len(old)
+    for old_fd, _ in evicted:
+        os.close(old_fd)
 
 
 def _forget_in_child() -> None:
