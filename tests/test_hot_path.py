@@ -217,3 +217,53 @@ def test_structure_guard_sees_a_type_change_that_python_calls_equal(store: Any,
         store.save_active_scene_status(P, EP, B, expected_version=1, mutate=mutate)
     assert store.load_active(P, EP, B).beats[0].beat_metadata["plan_shot"] == {
         "camera": {"lens": 35}}
+
+
+_EDITS = ["none", "status", "bad_status", "primary", "bad_primary", "dup_id", "new_beat",
+          "drop_beat", "metadata", "max_takes_bad", "scene_locked_bad"]
+
+
+@pytest.mark.parametrize("edits", [[e] for e in _EDITS] + [
+    ["status", "metadata"], ["primary", "dup_id"], ["bad_status", "bad_primary"],
+    ["new_beat", "status"], ["metadata", "scene_locked_bad"]])
+def test_validate_changed_is_validate_then_changed_beats(edits: list[str]) -> None:
+    """The status writer's one-pass check gives exactly what ``Scene.validate()`` and
+    ``changed_beats`` give: the same error (field and message) or the same positions."""
+    from clapboard.models import changed_beats, lazy_scene, validate_changed
+
+    doc = _scene().to_dict()
+    doc["beats"].append(Beat(beat_id="b3", takes=[Take(take_id="t9")]).to_dict())
+
+    def outcome(check: Any) -> Any:
+        s = lazy_scene(doc)
+        for e in edits:
+            if e == "status":
+                s.beats[0].takes[0].status = "succeeded"
+            elif e == "bad_status":
+                s.beats[2].takes[0].status = "exploded"
+            elif e == "primary":
+                s.beats[1].primary_take_id = "t1"
+            elif e == "bad_primary":
+                s.beats[2].primary_take_id = "nope"
+            elif e == "dup_id":
+                s.beats[2].beat_id = "b1"
+            elif e == "new_beat":
+                s.beats.append(Beat(beat_id="b4"))
+            elif e == "drop_beat":
+                del s.beats[1]
+            elif e == "metadata":
+                s.beats[1].beat_metadata["note"] = "x"
+            elif e == "max_takes_bad":
+                s.beats[0].max_takes = -1
+            elif e == "scene_locked_bad":
+                s.locked = "yes"  # type: ignore[assignment]
+        try:
+            return ("ok", check(s))
+        except ValidationError as err:
+            return ("error", err.field, err.problem)
+
+    def both(s: Scene) -> Any:
+        s.validate()
+        return changed_beats(s, doc["beats"])
+
+    assert outcome(lambda s: validate_changed(s, doc["beats"])) == outcome(both)

@@ -469,16 +469,11 @@ class Scene:
             _list("beats", self.beats)
         seen: set[str] = set()
         for i, beat in enumerate(self.beats):
-            if type(beat) is not Beat and not isinstance(beat, Beat):
-                raise ValidationError(f"beats[{i}]", f"must be a Beat, got {type(beat).__name__}")
-            if deep and untouched_raw(beat) is None:  # an untouched lazy beat is valid
-                try:
-                    beat.validate()
-                except ValidationError as e:
-                    raise _within(f"beats[{i}]", e) from None
-            if beat.beat_id in seen:
-                raise ValidationError(f"beats[{i}].beat_id", f"duplicate beat id {beat.beat_id!r}")
-            seen.add(beat.beat_id)
+            _check_beat(i, beat, deep and untouched_raw(beat) is None, seen)
+        self._validate_own()
+
+    def _validate_own(self) -> None:
+        """The scene's own fields after its beats (the tail of :meth:`validate`)."""
         _dict("scene_metadata", self.scene_metadata)
         if not isinstance(self.locked, bool):
             raise ValidationError("locked", f"must be true or false, got {self.locked!r}")
@@ -593,6 +588,42 @@ def untouched_raw(beat: Beat) -> JsonDict | None:
     return raw
 
 
+def _check_beat(i: int, beat: object, deep: bool, seen: set[str]) -> None:
+    """One beat of :meth:`Scene.validate`: its type, its fields when ``deep``, its id
+    unique among ``seen`` (which it joins)."""
+    if type(beat) is not Beat and not isinstance(beat, Beat):
+        raise ValidationError(f"beats[{i}]", f"must be a Beat, got {type(beat).__name__}")
+    if deep:
+        try:
+            beat.validate()
+        except ValidationError as e:
+            raise _within(f"beats[{i}]", e) from None
+    if beat.beat_id in seen:
+        raise ValidationError(f"beats[{i}].beat_id", f"duplicate beat id {beat.beat_id!r}")
+    seen.add(beat.beat_id)
+
+
+def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
+    """``scene.validate()`` and ``changed_beats(scene, raws)`` in one pass over the
+    beats (the same checks, errors and result)."""
+    beats = scene.beats
+    if type(beats) is not list or len(beats) != len(raws):
+        scene.validate()
+        return None
+    v: Any = scene.scene_id
+    if type(v) is not str or not v:
+        _nonempty_str("scene_id", v)
+    touched: list[int] = []
+    seen: set[str] = set()
+    for i, beat in enumerate(beats):
+        raw = untouched_raw(beat) if type(beat) is Beat else None
+        _check_beat(i, beat, raw is None, seen)
+        if raw is not raws[i]:
+            touched.append(i)
+    scene._validate_own()
+    return touched
+
+
 def changed_beats(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
     """Positions of the beats of ``scene`` that are not untouched lazy beats over the
     same position of ``raws`` (what a write must look at); None when the beat list
@@ -653,4 +684,5 @@ __all__ = [
     "lazy_scene",
     "shared_dict",
     "untouched_raw",
+    "validate_changed",
 ]

@@ -19,8 +19,8 @@ Concurrency rules, in one place:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +42,7 @@ from clapboard.fingerprint import (
     structure_changed,
 )
 from clapboard.manifest import active_of, artifact_for
-from clapboard.models import Scene, changed_beats, lazy_scene, shared_dict
+from clapboard.models import Scene, changed_beats, lazy_scene, shared_dict, validate_changed
 from clapboard.paths import (
     episode_token,
     flat_name,
@@ -107,13 +107,12 @@ class Store:
             validate_id(batch_id, "batch_id")
         return project, ep
 
-    @contextmanager
     def transaction(self, project: str, episode: object, batch_id: str,
-                    op: str = "") -> Iterator[BatchTx]:
-        """Hold one batch exclusively (advanced use; every writer goes through this)."""
+                    op: str = "") -> AbstractContextManager[BatchTx]:
+        """Hold one batch exclusively (advanced use; every writer goes through this).
+        The names are checked here; the backend's context manager is returned as is."""
         _, ep = self._names(project, episode, batch_id)
-        with self.backend.batch(project, ep, batch_id, timeout=self.lock_timeout, op=op) as tx:
-            yield tx
+        return self.backend.batch(project, ep, batch_id, timeout=self.lock_timeout, op=op)
 
     @staticmethod
     def _record(op: str, version: int | None, actor: str, detail: Doc) -> Doc:
@@ -293,9 +292,9 @@ class Store:
             # is lazy: only the beats the closure uses are built, each from its own copy.
             scene = self._scene_of(state, project, tx.episode, batch_id, version, manifest)
             mutate(scene)
-            scene.validate()  # every beat the closure built or assigned, and the scene
-            raws = state.doc.get("beats") or []
-            touched = changed_beats(scene, raws)  # only these need looking at
+            # Every beat the closure built or assigned, and the scene, validated; the
+            # positions of those beats are the only ones that need looking at.
+            touched = validate_changed(scene, state.doc.get("beats") or [])
             if structure_changed(scene, state.doc, touched):
                 raise SceneStructureImmutableError(
                     batch_id, version, structural_mutations(state.doc, scene.to_dict())
