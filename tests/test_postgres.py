@@ -363,12 +363,11 @@ def test_connection_lost_mid_block_is_a_typed_error_naming_the_batch(
         _terminate(pg_url, "pid = %s", (pid,))
         tx.append_journal(dict(RECORD))  # was a raw psycopg AdminShutdown
     assert isinstance(e.value, ClapboardError) and "SEQ_A" in str(e.value)
-    # The record travels with the COMMIT: the loss shows while sending it (did not
-    # commit) or in that last round trip (outcome unknown to the client) — never as
-    # success, and never as a bare psycopg error.
-    assert (e.value.stage, e.value.hint) in {
-        ("block", "the transaction did not commit"),
-        ("commit", "it failed at commit: the outcome is unknown, check with `clapboard log`")}
+    # The record travels with the COMMIT: the loss shows while sending it, or in that
+    # last round trip, where the store settles the outcome (the old session is gone and
+    # its record is not in the journal): either way, it did not commit.
+    assert e.value.stage in ("block", "commit, rolled back")
+    assert e.value.hint == "the transaction did not commit"
     assert pg.history(P, EP, "SEQ_A") == journal
     pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)  # pool ok
     assert counter(pg) == 1
@@ -390,19 +389,23 @@ def test_connection_lost_before_commit_is_a_typed_error(pg_url: str) -> None:  #
         assert "SEQ_A" in str(e.value)
         assert counter(store) == 0  # the server rolled it back
         before = store.history(P, EP, "SEQ_A")
-        # A journal record waits to travel with the COMMIT: a drop before that round
-        # trip is found while sending the record (did not commit) or in it (unknown).
+        # A journal record waits to travel with the COMMIT; dropped before that round
+        # trip, or with the record already sent: either way the store settles that the
+        # transaction did not commit (the old session is gone, its record is not there).
+        for send_first in (False, True):
+            with pytest.raises(PostgresBatchError) as e, \
+                    store.transaction(P, EP, "SEQ_A", "status") as tx:
+                tx.append_journal(dict(RECORD))
+                if send_first:
+                    tx.execute("SELECT 1")  # sends the deferred record first
+                hook(Scene(scene_id="SEQ_A"))
+            assert e.value.stage in ("block", "commit, rolled back"), e.value
+            assert e.value.hint == "the transaction did not commit"
+            assert store.history(P, EP, "SEQ_A") == before
+        # Nothing to look for (no record) and dropped before COMMIT: unknown outcome.
         with pytest.raises(PostgresBatchError) as e, \
                 store.transaction(P, EP, "SEQ_A", "status") as tx:
-            tx.append_journal(dict(RECORD))
-            hook(Scene(scene_id="SEQ_A"))
-        assert e.value.stage in ("block", "commit")  # see the test above
-        assert store.history(P, EP, "SEQ_A") == before
-        # Nothing after the drop but COMMIT (the record already sent): unknown outcome.
-        with pytest.raises(PostgresBatchError) as e, \
-                store.transaction(P, EP, "SEQ_A", "status") as tx:
-            tx.append_journal(dict(RECORD))
-            tx.execute("SELECT 1")  # sends the deferred record first
+            tx.execute("SELECT 1")
             hook(Scene(scene_id="SEQ_A"))
         assert e.value.stage == "commit" and "outcome is unknown" in e.value.hint
         assert store.history(P, EP, "SEQ_A") == before
@@ -523,3 +526,32 @@ def test_status_save_is_two_round_trips(pg: clapboard.Store, tmp_path: Any) -> N
     queries = [f for f in sent if f[0] == "F" and f[2] == "Query"]
     assert len(syncs) == 2 and not queries, trace.read_text()
     assert counter(pg) == 4
+
+
+def test_commit_whose_reply_is_lost_is_settled_as_committed(
+        pg: clapboard.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The COMMIT went through but its reply never came: the store finds its journal
+    record once the old session is gone and reports the save as done (no error, kept
+    state and history as after any save)."""
+    import psycopg
+
+    from clapboard.backends.postgres import PgBatchTx
+
+    real = PgBatchTx.commit
+    lost: list[int] = []
+
+    def commit_then_lose_reply(self: PgBatchTx) -> None:
+        real(self)
+        lost.append(self.seq)
+        self.conn.close()  # the session ends, as when the network drops
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    before = len(pg.history(P, EP, "SEQ_A"))
+    monkeypatch.setattr(PgBatchTx, "commit", commit_then_lose_reply)
+    pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    monkeypatch.undo()
+    assert lost and len(pg.history(P, EP, "SEQ_A")) == before + 1
+    assert pg.history(P, EP, "SEQ_A")[-1]["seq"] == lost[0]
+    assert counter(pg) == 1
+    pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    assert counter(pg) == 2

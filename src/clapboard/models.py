@@ -357,16 +357,7 @@ class Beat:
             _list("takes", self.takes)
         seen: set[str] = set()
         for i, take in enumerate(self.takes):
-            if type(take) is not Take and not isinstance(take, Take):
-                raise ValidationError(f"takes[{i}]", f"must be a Take, got {type(take).__name__}")
-            if deep:
-                try:
-                    take.validate()
-                except ValidationError as e:
-                    raise _within(f"takes[{i}]", e) from None
-            if take.take_id in seen:
-                raise ValidationError(f"takes[{i}].take_id", f"duplicate take id {take.take_id!r}")
-            seen.add(take.take_id)
+            _check_member("take", i, take, deep, seen)
         v = self.primary_take_id
         if v is not None and type(v) is not str:
             _opt_str("primary_take_id", v)
@@ -469,7 +460,7 @@ class Scene:
             _list("beats", self.beats)
         seen: set[str] = set()
         for i, beat in enumerate(self.beats):
-            _check_beat(i, beat, deep and untouched_raw(beat) is None, seen)
+            _check_member("beat", i, beat, deep and untouched_raw(beat) is None, seen)
         self._validate_own()
 
     def _validate_own(self) -> None:
@@ -588,19 +579,22 @@ def untouched_raw(beat: Beat) -> JsonDict | None:
     return raw
 
 
-def _check_beat(i: int, beat: object, deep: bool, seen: set[str]) -> None:
-    """One beat of :meth:`Scene.validate`: its type, its fields when ``deep``, its id
-    unique among ``seen`` (which it joins)."""
-    if type(beat) is not Beat and not isinstance(beat, Beat):
-        raise ValidationError(f"beats[{i}]", f"must be a Beat, got {type(beat).__name__}")
+def _check_member(kind: str, i: int, item: Any, deep: bool, seen: set[str]) -> None:
+    """One take of a beat or beat of a scene (``kind``): its type, its own fields when
+    ``deep``, its id unique among ``seen`` (which it joins); errors name ``kinds[i]``."""
+    cls = _MEMBERS[kind]
+    if type(item) is not cls and not isinstance(item, cls):
+        raise ValidationError(f"{kind}s[{i}]",
+                              f"must be a {cls.__name__}, got {type(item).__name__}")
     if deep:
         try:
-            beat.validate()
+            item.validate()
         except ValidationError as e:
-            raise _within(f"beats[{i}]", e) from None
-    if beat.beat_id in seen:
-        raise ValidationError(f"beats[{i}].beat_id", f"duplicate beat id {beat.beat_id!r}")
-    seen.add(beat.beat_id)
+            raise _within(f"{kind}s[{i}]", e) from None
+    ident = item.take_id if cls is Take else item.beat_id
+    if ident in seen:
+        raise ValidationError(f"{kind}s[{i}].{kind}_id", f"duplicate {kind} id {ident!r}")
+    seen.add(ident)
 
 
 def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
@@ -617,7 +611,7 @@ def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
     seen: set[str] = set()
     for i, beat in enumerate(beats):
         raw = untouched_raw(beat) if type(beat) is Beat else None
-        _check_beat(i, beat, raw is None, seen)
+        _check_member("beat", i, beat, raw is None, seen)
         if raw is not raws[i]:
             touched.append(i)
     scene._validate_own()
@@ -646,6 +640,8 @@ def shared_dict(scene: Scene) -> JsonDict:
     (shared, read-only: for diffing and encoding, never for handing out)."""
     return scene.dict_with_beats([untouched_raw(b) or b.to_dict() for b in scene.beats])
 
+
+_MEMBERS: dict[str, type[Any]] = {"take": Take, "beat": Beat}
 
 # Known keys and immutable defaults for the from_dict fast path (mutable defaults are
 # created fresh per instance there).

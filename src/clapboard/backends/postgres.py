@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -382,7 +383,16 @@ class PostgresBackend(Backend):
                         stage = "block"
                         yield tx
                         stage = "commit"
-                        tx.commit()
+                        try:
+                            tx.commit()
+                        except psycopg.Error as e:
+                            committed = self._outcome(tx, timeout)
+                            if committed is None:
+                                raise  # cannot tell: "outcome unknown" (stage commit)
+                            if not committed:
+                                raise PostgresBatchError(lock_name, "commit, rolled back",
+                                                         op, e) from e
+                            # Committed: only the reply was lost. Carry on as a success.
                     finally:
                         held.pop(tx._key, None)
                         with _HELD_GUARD:
@@ -408,6 +418,29 @@ class PostgresBackend(Backend):
             if stage == "block":
                 raise
             raise PostgresBatchError(lock_name, stage, op, e) from e
+
+    def _outcome(self, tx: PgBatchTx, timeout: float) -> bool | None:
+        """After the COMMIT's round trip failed: did the transaction commit? Asked on a
+        new connection once the old session is gone from the server (its transaction is
+        then settled either way), by looking for the journal record it wrote. None when
+        that cannot be told: it wrote no record, the old session outlives the wait, or
+        the server cannot be reached."""
+        if not tx.wrote_record:
+            return None
+        deadline = time.monotonic() + min(max(timeout, 1.0), 10.0)
+        try:
+            with psycopg.connect(self.url, **self._kwargs) as conn:
+                while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                   (tx.pid,)).fetchone():
+                    if time.monotonic() > deadline:
+                        return None
+                    time.sleep(0.02)
+                row = conn.execute(
+                    "SELECT crc FROM clapboard_journal WHERE project = %s AND episode = %s "
+                    "AND batch_id = %s AND seq = %s", (*tx._key, tx.seq)).fetchone()
+        except psycopg.Error:
+            return None
+        return row is not None and row[0] == tx.crc
 
     def _lock(self, conn: Conn, project: str, episode: str, batch_id: str, timeout: float,
               lock_name: str, op: str) -> PgBatchTx:
@@ -484,6 +517,8 @@ class PgBatchTx(BatchTx):
         self._manifest_text = manifest
         self._seq = journal_seq
         self._crc = journal_crc
+        self._first_seq = journal_seq
+        self.pid = conn.info.backend_pid  # the server session, to settle a lost COMMIT
         self._entries: dict[str, PgEntry] = {}  # bodies read in this transaction
         self.after_commit: list[Callable[[], None]] = []
         # Body tokens by artifact, read with the lock (None: unknown, ask the row)
@@ -491,6 +526,19 @@ class PgBatchTx(BatchTx):
         # Journal inserts wait to travel with the next statement or with the COMMIT
         # (one round trip fewer per write); anything else sent first flushes them.
         self._deferred: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def seq(self) -> int:
+        """The journal's last seq as this transaction sees it (its own records too)."""
+        return self._seq
+
+    @property
+    def crc(self) -> str:
+        return self._crc
+
+    @property
+    def wrote_record(self) -> bool:
+        return self._seq != self._first_seq
 
     def read_manifest(self) -> Doc | None:
         if self._manifest is None and self._manifest_text is not None:
