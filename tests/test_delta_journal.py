@@ -341,6 +341,29 @@ def test_a_lazy_beat_is_a_beat() -> None:
         lazy_scene(doc).beats[0].nonexistent  # noqa: B018
 
 
+
+def test_reading_a_lazy_beat_leaves_it_untouched_assigning_does_not() -> None:
+    """Scalars of a lazy beat are read from its stored dict without building it;
+    any assignment (even of the value it has) or use of its takes makes it touched."""
+    doc = Scene(scene_id="S", beats=[
+        clapboard.Beat(beat_id="a", max_takes=5, primary_take_id="t",
+                       takes=[Take(take_id="t")]),
+        clapboard.Beat(beat_id="b")]).to_dict()
+    s = lazy_scene(doc)
+    a, b = s.beats
+    assert (a.beat_id, a.max_takes, a.primary_take_id, a.phantom_recovery_count) == (
+        "a", 5, "t", 0)
+    assert (b.max_takes, b.primary_take_id) == (3, None)  # defaults of absent keys
+    assert untouched_raw(a) is doc["beats"][0] and untouched_raw(b) is doc["beats"][1]
+    a.max_takes = a.max_takes
+    assert untouched_raw(a) is None and a.max_takes == 5
+    _ = b.takes
+    assert untouched_raw(b) is None and b.beat_id == "b" and b.max_takes == 3
+    a.takes[0].status = "running"
+    assert a.to_dict()["max_takes"] == 5 and doc["beats"][0]["takes"][0]["status"] == "pending"
+    assert clapboard.Beat(beat_id="c").max_takes == 3  # constructor defaults kept
+
+
 # -- both backends ------------------------------------------------------------------------
 
 

@@ -319,12 +319,19 @@ class Beat:
 
         def __getattr__(self, name: str) -> Any:
             # Reached only when ordinary lookup fails: a lazy beat's field that was not
-            # built yet (see :func:`lazy_scene`). Build them all, then answer.
-            d = self.__dict__
-            if name not in _BEAT_LAZY or "_raw" not in d:
+            # built or assigned yet (see :func:`lazy_scene`). A scalar is answered from
+            # the stored dict (immutable: nothing to copy, nothing kept, so the beat
+            # stays untouched); any other field builds them all first.
+            raw = self.__dict__.get("_raw")
+            if raw is None:
+                raise AttributeError(name)
+            default = _BEAT_SCALARS.get(name, _NOT_SCALAR)
+            if default is not _NOT_SCALAR:
+                return raw.get(name, default)
+            if name not in _BEAT_LAZY:
                 raise AttributeError(name)
             self._hydrate()
-            return d[name]
+            return self.__dict__[name]
 
     def _hydrate(self) -> None:
         """Build a lazy beat's takes, board, metadata and extras from an independent
@@ -332,6 +339,9 @@ class Beat:
         caller already assigned are kept."""
         d = self.__dict__
         raw = d.pop("_raw")
+        for name, default in _BEAT_SCALARS.items():
+            if name not in d:
+                d[name] = raw.get(name, default)
         fresh = json_copy(raw)
         fields, extra = _fast_fields("beat", fresh, _BEAT_KNOWN)
         if "takes" not in d:
@@ -534,12 +544,17 @@ class Scene:
 # -- lazy scenes -------------------------------------------------------------------------
 #
 # The store keeps the last body of a batch it read (validated, never mutated) and hands
-# out scenes whose beats are *lazy*: a beat holds its stored dict and builds its takes,
-# board and metadata only when one of them is first used. A status save that touches
-# one beat builds one beat, and an untouched beat is written back as the very dict it
-# came from. The scalars (id, max_takes, primary take, phantom count) are set at once.
+# out scenes whose beats are *lazy*: a beat holds only its stored dict. Reading a scalar
+# (id, max_takes, primary take, phantom count) answers from it; the first use of its
+# takes, board, metadata or extras builds them from a copy. Assigning any field, or
+# building them, adds to the beat's ``__dict__``: a beat whose ``__dict__`` is still
+# just ``{"_raw": ...}`` is untouched, and is written back as the very dict it came
+# from. A status save that touches one beat builds one beat.
 
 _BEAT_LAZY = frozenset(("takes", "board", "beat_metadata", "extra"))
+_BEAT_SCALARS: dict[str, Any] = {"beat_id": None, "max_takes": 3, "primary_take_id": None,
+                                 "phantom_recovery_count": 0}
+_NOT_SCALAR: Any = object()
 
 
 def lazy_scene(doc: JsonDict) -> Scene:
@@ -551,10 +566,7 @@ def lazy_scene(doc: JsonDict) -> Scene:
     new = object.__new__
     for raw in doc.get("beats", ()):
         beat = new(Beat)
-        beat.__dict__ = {
-            "beat_id": raw["beat_id"], "max_takes": raw.get("max_takes", 3),
-            "primary_take_id": raw.get("primary_take_id"),
-            "phantom_recovery_count": raw.get("phantom_recovery_count", 0), "_raw": raw}
+        beat.__dict__["_raw"] = raw
         beats.append(beat)
     values = {**_SCENE_DEFAULTS, **fields, "beats": beats, "extra": extra}
     if "scene_metadata" not in fields:
@@ -566,16 +578,9 @@ def lazy_scene(doc: JsonDict) -> Scene:
 def untouched_raw(beat: Beat) -> JsonDict | None:
     """The stored dict of a lazy beat nothing was built or assigned on, else None."""
     d = beat.__dict__
-    if len(d) != 5:  # a lazy beat holds its four scalars and ``_raw``, nothing more
+    if len(d) != 1:  # built, or assigned to: no longer just its stored dict
         return None
     raw: JsonDict | None = d.get("_raw")
-    if raw is None:
-        return None
-    if (d["beat_id"] is not raw["beat_id"]
-            or d["max_takes"] is not raw.get("max_takes", 3)
-            or d["primary_take_id"] is not raw.get("primary_take_id")
-            or d["phantom_recovery_count"] is not raw.get("phantom_recovery_count", 0)):
-        return None
     return raw
 
 
@@ -611,7 +616,14 @@ def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
     seen: set[str] = set()
     for i, beat in enumerate(beats):
         raw = untouched_raw(beat) if type(beat) is Beat else None
-        _check_member("beat", i, beat, raw is None, seen)
+        if raw is None:
+            _check_member("beat", i, beat, True, seen)
+            touched.append(i)
+            continue
+        ident = raw["beat_id"]  # an untouched lazy beat: valid as stored, its id its own
+        if ident in seen:
+            _check_member("beat", i, beat, False, seen)  # raises, naming the duplicate
+        seen.add(ident)
         if raw is not raws[i]:
             touched.append(i)
     scene._validate_own()
@@ -664,6 +676,8 @@ _SCENE_DEFAULTS: JsonDict = {"locked": False, "lock_reason": None, "locked_by": 
 # default before ``Beat.__getattr__`` could build the real value. (The generated
 # ``__init__`` keeps its own copy of the default.)
 del Beat.board
+# The same for the scalars a lazy beat answers from its stored dict.
+del Beat.max_takes, Beat.primary_take_id, Beat.phantom_recovery_count
 
 
 __all__ = [
