@@ -267,3 +267,25 @@ def test_validate_changed_is_validate_then_changed_beats(edits: list[str]) -> No
         return changed_beats(s, doc["beats"])
 
     assert outcome(lambda s: validate_changed(s, doc["beats"])) == outcome(both)
+
+
+def test_utc_now_is_an_iso_millisecond_utc_stamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal's timestamps keep the format ``datetime.isoformat`` gives, across
+    whole seconds (the text of a second is kept between calls)."""
+    import re
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from clapboard import store as store_mod
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    for ns in (1_764_000_000_000_000_000, 1_764_000_000_999_999_999,
+               1_764_000_001_000_000_000, 1_764_000_001_123_456_789):
+        monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
+        want = (epoch + timedelta(microseconds=ns // 1000)).isoformat(timespec="milliseconds")
+        assert store_mod.utc_now() == want
+    monkeypatch.undo()
+    got = store_mod.utc_now()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", got)
+    assert abs(datetime.fromisoformat(got).timestamp() - time.time()) < 5

@@ -84,22 +84,20 @@ def validate_id(value: object, what: str = "batch_id") -> str:
 
 def safe_basename(artifact: object, *, context: str = "") -> str:
     """Return ``artifact`` if it is a bare file name, else raise ``UnsafePathError``."""
-    if (
-        not isinstance(artifact, str)
-        or not artifact
-        or "/" in artifact
-        or "\\" in artifact
-        or "\x00" in artifact
-        or ".." in artifact
-        or artifact in (".",)
-        or Path(artifact).name != artifact
-    ):
+    if not isinstance(artifact, str) or not _is_bare_name(artifact):
         where = f" for {context}" if context else ""
         raise UnsafePathError(
             f"unsafe manifest artifact {artifact!r}{where}: must be a bare file name "
             "(no separator, no '..')"
         )
     return artifact
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_bare_name(name: str) -> bool:
+    # (remembered: a store asks about the same few artifact names on every write)
+    return (bool(name) and "/" not in name and "\\" not in name and "\x00" not in name
+            and ".." not in name and name != "." and Path(name).name == name)
 
 
 def store_root(root: str | os.PathLike[str] | None = None) -> Path:

@@ -19,6 +19,7 @@ Concurrency rules, in one place:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -58,9 +59,19 @@ Mutate = Callable[[Scene], object]
 PostWrite = Callable[[Scene], object]
 
 
+_SECOND: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def utc_now() -> str:
-    """An ISO-8601 UTC timestamp, millisecond precision."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    """An ISO-8601 UTC timestamp, millisecond precision (what
+    ``datetime.now(UTC).isoformat(timespec="milliseconds")`` gives; the text of the
+    whole second is kept, as a journal record takes one per save)."""
+    global _SECOND
+    second, nanos = divmod(time.time_ns(), 1_000_000_000)
+    kept = _SECOND  # one read of an immutable pair: threads never mix two seconds
+    if kept[0] != second:
+        kept = _SECOND = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])
+    return f"{kept[1]}.{nanos // 1_000_000:03d}+00:00"
 
 
 def default_lock_timeout() -> float:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import socket
 import threading
@@ -71,6 +72,11 @@ def _keep(path: str, fd: int, ino: int) -> None:
             count -= len(old)
     for old_fd, _ in evicted:
         os.close(old_fd)
+
+
+@functools.lru_cache(maxsize=1024)
+def _folder(path: str) -> str:
+    return os.path.dirname(path) or "."
 
 
 def _forget_in_child() -> None:
@@ -126,7 +132,7 @@ class FileLock:
         self._ino = 0
         self._owner_pid = 0
         self._key = str(self.path)
-        self._dir = os.path.dirname(self._key) or "."
+        self._dir = _folder(self._key)
 
     def acquire(self) -> None:
         me = threading.get_ident()
