@@ -2,17 +2,20 @@
 
 A batch transaction is one database transaction on a pooled connection:
 
-1. ``SET LOCAL lock_timeout`` to the store's lock timeout (PostgreSQL's 0 would mean
-   "wait forever", so a zero timeout becomes 1 ms);
-2. ``INSERT … ON CONFLICT DO NOTHING`` creates the batch row if it is missing (a second
-   creator waits on the first one's uncommitted row, under the same timeout);
-3. ``SELECT … FOR UPDATE`` on that row is the batch lock — it replaces the lock file and
-   returns the newest manifest and journal tail even when it had to wait;
-4. the Store's reads and writes run as statements of the same transaction, the journal
-   insert sends ``NOTIFY`` (delivered only on commit, so watchers never see a rolled
-   back record);
-5. leaving the block commits; an exception (a ``post_write`` hook, a guard) rolls back
-   everything, so a status save, its journal record and its hook commit together.
+1. one round trip (pipeline mode): ``BEGIN``; the lock timeout as the connection's
+   session ``lock_timeout`` when it differs (PostgreSQL's 0 would mean "wait forever",
+   so a zero timeout becomes 1 ms); ``SELECT … FOR UPDATE`` on the batch row — the
+   batch lock, which replaces the lock file and returns the newest manifest and journal
+   tail even when it had to wait; then the body tokens, read after the lock. A missing
+   batch row is created (``INSERT … ON CONFLICT DO NOTHING``, a second creator waiting
+   under the same timeout) and locked in one more round trip;
+2. the Store's reads and writes run as statements of the same transaction; journal
+   inserts (which send ``NOTIFY``, delivered only on commit, so watchers never see a
+   rolled back record) wait to travel with the next statement;
+3. leaving the block sends the waiting inserts and ``COMMIT`` in one round trip; an
+   exception (a ``post_write`` hook, a guard) rolls back everything, so a status save,
+   its journal record and its hook commit together. A failed last round trip is
+   settled once the old server session is gone (:meth:`PostgresBackend._outcome`).
 
 A client killed mid-transaction leaves nothing: the server rolls back its open
 transaction when the connection drops, and the row lock goes with it.
