@@ -367,7 +367,7 @@ class Beat:
             _list("takes", self.takes)
         seen: set[str] = set()
         for i, take in enumerate(self.takes):
-            _check_member("take", i, take, deep, seen)
+            _check_member(Take, i, take, deep, seen)
         v = self.primary_take_id
         if v is not None and type(v) is not str:
             _opt_str("primary_take_id", v)
@@ -470,7 +470,7 @@ class Scene:
             _list("beats", self.beats)
         seen: set[str] = set()
         for i, beat in enumerate(self.beats):
-            _check_member("beat", i, beat, deep and untouched_raw(beat) is None, seen)
+            _check_member(Beat, i, beat, deep and untouched_raw(beat) is None, seen)
         self._validate_own()
 
     def _validate_own(self) -> None:
@@ -584,10 +584,12 @@ def untouched_raw(beat: Beat) -> JsonDict | None:
     return raw
 
 
-def _check_member(kind: str, i: int, item: Any, deep: bool, seen: set[str]) -> None:
-    """One take of a beat or beat of a scene (``kind``): its type, its own fields when
-    ``deep``, its id unique among ``seen`` (which it joins); errors name ``kinds[i]``."""
-    cls = _MEMBERS[kind]
+def _check_member(cls: type[Take] | type[Beat], i: int, item: Any, deep: bool,
+                  seen: set[str]) -> None:
+    """One take of a beat or beat of a scene (``cls``): its type, its own fields when
+    ``deep``, its id unique among ``seen`` (which it joins); errors name ``takes[i]`` or
+    ``beats[i]``."""
+    kind = "take" if cls is Take else "beat"
     if type(item) is not cls and not isinstance(item, cls):
         raise ValidationError(f"{kind}s[{i}]",
                               f"must be a {cls.__name__}, got {type(item).__name__}")
@@ -596,7 +598,7 @@ def _check_member(kind: str, i: int, item: Any, deep: bool, seen: set[str]) -> N
             item.validate()
         except ValidationError as e:
             raise _within(f"{kind}s[{i}]", e) from None
-    ident = item.take_id if cls is Take else item.beat_id
+    ident = item.take_id if isinstance(item, Take) else item.beat_id
     if ident in seen:
         raise ValidationError(f"{kind}s[{i}].{kind}_id", f"duplicate {kind} id {ident!r}")
     seen.add(ident)
@@ -617,12 +619,12 @@ def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
     for i, beat in enumerate(beats):
         raw = untouched_raw(beat) if type(beat) is Beat else None
         if raw is None:
-            _check_member("beat", i, beat, True, seen)
+            _check_member(Beat, i, beat, True, seen)
             touched.append(i)
             continue
         ident = raw["beat_id"]  # an untouched lazy beat: valid as stored, its id its own
         if ident in seen:
-            _check_member("beat", i, beat, False, seen)  # raises, naming the duplicate
+            _check_member(Beat, i, beat, False, seen)  # raises, naming the duplicate
         seen.add(ident)
         if raw is not raws[i]:
             touched.append(i)
@@ -652,8 +654,6 @@ def shared_dict(scene: Scene) -> JsonDict:
     (shared, read-only: for diffing and encoding, never for handing out)."""
     return scene.dict_with_beats([untouched_raw(b) or b.to_dict() for b in scene.beats])
 
-
-_MEMBERS: dict[str, type[Any]] = {"take": Take, "beat": Beat}
 
 # Known keys and immutable defaults for the from_dict fast path (mutable defaults are
 # created fresh per instance there).

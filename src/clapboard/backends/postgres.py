@@ -564,15 +564,19 @@ class PgBatchTx(BatchTx):
         except psycopg.Error as e:
             raise PostgresBatchError(self.lock_name, "block", self.op, e) from e
 
+    def _send_deferred(self) -> None:
+        """Queue the deferred journal inserts (the caller is in pipeline mode)."""
+        deferred, self._deferred = self._deferred, []
+        for query, params in deferred:
+            self.conn.execute(query, params)
+
     def flush(self) -> None:
         """Send the deferred journal inserts now (one round trip)."""
         if not self._deferred:
             return
-        deferred, self._deferred = self._deferred, []
         try:
             with self.conn.pipeline():
-                for query, params in deferred:
-                    self.conn.execute(query, params)
+                self._send_deferred()
         except psycopg.Error as e:
             raise PostgresBatchError(self.lock_name, "block", self.op, e) from e
 
@@ -580,12 +584,10 @@ class PgBatchTx(BatchTx):
         """The deferred inserts and COMMIT, in one round trip. A failure before the
         COMMIT was queued means the transaction did not commit (stage "block"); after,
         the outcome is unknown to the client (stage "commit", said by the caller)."""
-        deferred, self._deferred = self._deferred, []
         queued = False
         try:
             with self.conn.pipeline():
-                for query, params in deferred:
-                    self.conn.execute(query, params)
+                self._send_deferred()
                 queued = True
                 self.conn.execute("COMMIT")
         except psycopg.Error as e:
