@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,66 @@ def test_any_json_in_any_field_is_accepted_or_a_validation_error(
     except ValidationError:
         return
     assert Scene.from_dict(scene.to_dict()) == scene
+
+
+# -- checking a stored dict without building it --------------------------------------
+
+_SCENE_PATHS: list[tuple[object, ...]] = [
+    *[(k,) for k in ("scene_id", "beats", "scene_metadata", "locked", "lock_reason",
+                     "locked_by", "locked_at", "extra", "unknown")],
+    *[("beats", i) for i in (0, 1)],
+    *[("beats", 0, k) for k in ("beat_id", "max_takes", "beat_metadata", "takes",
+                                "primary_take_id", "phantom_recovery_count", "board", "extra")],
+    *[("beats", 0, "takes", i) for i in (0, 1)],
+    *[("beats", 0, "takes", i, k) for i in (0, 1) for k in (
+        "take_id", "status", "attempt", "created_at", "started_at", "finished_at",
+        "heartbeat_at", "provider", "receipt", "outputs", "error", "metadata", "extra")],
+    *[("beats", 0, "board", k) for k in ("status", "frames", "decided_by", "decided_at",
+                                         "note", "metadata")],
+]
+_edit = st.tuples(st.sampled_from(["set", "delete", "copy"]), st.sampled_from(_SCENE_PATHS),
+                  json_values)
+
+
+def _outcome(fn: Any) -> tuple[str, str] | None:
+    try:
+        fn()
+    except ValidationError as e:
+        return (e.field, e.problem)
+    return None
+
+
+@settings(max_examples=600, deadline=None)
+@given(edits=st.lists(_edit, min_size=0, max_size=3))
+def test_check_stored_scene_agrees_with_from_dict(
+        edits: list[tuple[str, tuple[object, ...], object]]) -> None:
+    """The first read of a body checks the dict without building models: for any
+    damage, the same verdict and the very same error as building the scene."""
+    from clapboard.models import check_stored_scene
+
+    d: Any = sample_scene().to_dict()
+    d["beats"][0]["takes"][1]["created_at"] = "2026-01-01T00:00:00+00:00"
+    for kind, path, value in edits:
+        target: Any = d
+        try:
+            for key in path[:-1]:
+                target = target[key]
+            if kind == "set":
+                target[path[-1]] = value
+            elif kind == "delete":
+                del target[path[-1]]
+            elif isinstance(target, list):  # copy: a duplicate id where ids must differ
+                target[1 - int(path[-1]) % 2] = json.loads(json.dumps(target[path[-1]]))
+        except (KeyError, IndexError, TypeError):
+            continue  # the path no longer exists after an earlier edit
+    before = json.dumps(d, sort_keys=True)
+    assert _outcome(lambda: check_stored_scene(d)) == _outcome(lambda: Scene.from_dict(d))
+    assert json.dumps(d, sort_keys=True) == before  # checking never changes the input
+
+
+@pytest.mark.parametrize("data", [None, [], "scene", 3, {"beats": []}])
+def test_check_stored_scene_refuses_what_is_not_a_scene(data: object) -> None:
+    from clapboard.models import check_stored_scene
+
+    assert _outcome(lambda: check_stored_scene(data)) == _outcome(lambda: Scene.from_dict(data))
+    assert _outcome(lambda: check_stored_scene(data)) is not None

@@ -128,6 +128,61 @@ def _new(cls: type[Any], values: JsonDict) -> Any:
     return obj
 
 
+# Defaults of absent object and list fields where they are only type-checked.
+_EMPTY: JsonDict = {}
+_NONE: list[Any] = []
+_TAKE_TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at")
+
+
+def _check_take_fields(d: JsonDict) -> None:
+    """The rules of a take's own fields over a dict that holds them: a take's
+    ``__dict__``, or a stored take (absent keys stand for their defaults). Common
+    exact types are accepted inline; anything else goes to the general checks, which
+    accept subclasses or raise naming the field."""
+    get = d.get
+    v: Any = get("take_id")
+    if type(v) is not str or not v:
+        _nonempty_str("take_id", v)
+    v = get("status", "pending")
+    if type(v) is not str or v not in TAKE_STATUSES:
+        raise ValidationError(
+            "status", f"unknown take status {v!r} (one of {sorted(TAKE_STATUSES)})"
+        )
+    v = get("attempt", 1)
+    if type(v) is not int or v < 0:
+        _int("attempt", v, 0)
+    for name in _TAKE_TIMES:
+        v = get(name)
+        if v is not None:
+            _opt_time(name, v)
+    v = get("provider")
+    if v is not None and type(v) is not str:
+        _opt_str("provider", v)
+    v = get("receipt", _EMPTY)
+    if type(v) is not dict:
+        _dict("receipt", v)
+    v = get("outputs", _NONE)
+    if type(v) is not list:
+        _str_list("outputs", v)
+    for o in v:
+        if type(o) is not str:
+            _str_list("outputs", v)
+            break
+    v = get("error")
+    if v is not None and type(v) is not str:
+        _opt_str("error", v)
+    v = get("metadata", _EMPTY)
+    if type(v) is not dict:
+        _dict("metadata", v)
+
+
+def _unique(kind: str, i: int, ident: str, seen: set[str]) -> None:
+    """Add the id of ``{kind}s[i]`` to ``seen``, refusing one already there."""
+    if ident in seen:
+        raise ValidationError(f"{kind}s[{i}].{kind}_id", f"duplicate {kind} id {ident!r}")
+    seen.add(ident)
+
+
 # -- models -----------------------------------------------------------------------------
 
 
@@ -158,43 +213,7 @@ class Take:
         self.validate()
 
     def validate(self) -> None:
-        # Fast acceptance of the common exact types inline; anything else goes to the
-        # general checks, which accept subclasses or raise naming the field.
-        v: Any = self.take_id
-        if type(v) is not str or not v:
-            _nonempty_str("take_id", v)
-        if type(self.status) is not str or self.status not in TAKE_STATUSES:
-            raise ValidationError(
-                "status", f"unknown take status {self.status!r} (one of {sorted(TAKE_STATUSES)})"
-            )
-        v = self.attempt
-        if type(v) is not int or v < 0:
-            _int("attempt", v, 0)
-        if self.created_at is not None:
-            _opt_time("created_at", self.created_at)
-        if self.started_at is not None:
-            _opt_time("started_at", self.started_at)
-        if self.finished_at is not None:
-            _opt_time("finished_at", self.finished_at)
-        if self.heartbeat_at is not None:
-            _opt_time("heartbeat_at", self.heartbeat_at)
-        v = self.provider
-        if v is not None and type(v) is not str:
-            _opt_str("provider", v)
-        if type(self.receipt) is not dict:
-            _dict("receipt", self.receipt)
-        v = self.outputs
-        if type(v) is not list:
-            _str_list("outputs", v)
-        for o in v:
-            if type(o) is not str:
-                _str_list("outputs", v)
-                break
-        v = self.error
-        if v is not None and type(v) is not str:
-            _opt_str("error", v)
-        if type(self.metadata) is not dict:
-            _dict("metadata", self.metadata)
+        _check_take_fields(self.__dict__)
         if type(self.extra) is not dict:
             _dict("extra", self.extra)
 
@@ -355,39 +374,13 @@ class Beat:
             d["extra"] = extra
 
     def validate(self, *, deep: bool = True) -> None:
-        v: Any = self.beat_id
-        if type(v) is not str or not v:
-            _nonempty_str("beat_id", v)
-        v = self.max_takes
-        if type(v) is not int or v < 0:
-            _int("max_takes", v, 0)
-        if type(self.beat_metadata) is not dict:
-            _dict("beat_metadata", self.beat_metadata)
-        if type(self.takes) is not list:
-            _list("takes", self.takes)
+        takes = self.takes
+        _check_beat_head(self.beat_id, self.max_takes, self.beat_metadata, takes)
         seen: set[str] = set()
-        for i, take in enumerate(self.takes):
+        for i, take in enumerate(takes):
             _check_member(Take, i, take, deep, seen)
-        v = self.primary_take_id
-        if v is not None and type(v) is not str:
-            _opt_str("primary_take_id", v)
-        if self.primary_take_id is not None and self.primary_take_id not in seen:
-            raise ValidationError(
-                "primary_take_id", f"names no take of this beat: {self.primary_take_id!r}"
-            )
-        v = self.phantom_recovery_count
-        if type(v) is not int or v < 0:
-            _int("phantom_recovery_count", v, 0)
-        if self.board is not None:
-            if not isinstance(self.board, Board):
-                raise ValidationError("board", f"must be a Board, got {type(self.board).__name__}")
-            if deep:
-                try:
-                    self.board.validate()
-                except ValidationError as e:
-                    raise _within("board", e) from None
-        if type(self.extra) is not dict:
-            _dict("extra", self.extra)
+        _check_beat_tail(self.primary_take_id, seen, self.phantom_recovery_count, self.board,
+                         deep, self.extra)
 
     def take(self, take_id: str) -> Take:
         """The take with ``take_id``; ``KeyError`` if the beat has none."""
@@ -475,13 +468,7 @@ class Scene:
 
     def _validate_own(self) -> None:
         """The scene's own fields after its beats (the tail of :meth:`validate`)."""
-        _dict("scene_metadata", self.scene_metadata)
-        if not isinstance(self.locked, bool):
-            raise ValidationError("locked", f"must be true or false, got {self.locked!r}")
-        _opt_str("lock_reason", self.lock_reason)
-        _opt_str("locked_by", self.locked_by)
-        _opt_time("locked_at", self.locked_at)
-        _dict("extra", self.extra)
+        _check_scene_fields(self.__dict__, self.extra)
 
     def take_counts(self) -> dict[str, int]:
         """Takes by status over the whole scene, in :data:`TAKE_STATUS_ORDER`, zeros
@@ -541,6 +528,114 @@ class Scene:
         return scene
 
 
+def _check_beat_head(beat_id: object, max_takes: object, beat_metadata: object,
+                     takes: object) -> None:
+    """A beat's own fields before its takes are looked at one by one."""
+    if type(beat_id) is not str or not beat_id:
+        _nonempty_str("beat_id", beat_id)
+    if type(max_takes) is not int or max_takes < 0:
+        _int("max_takes", max_takes, 0)
+    if type(beat_metadata) is not dict:
+        _dict("beat_metadata", beat_metadata)
+    if type(takes) is not list:
+        _list("takes", takes)
+
+
+def _check_beat_tail(primary: object, take_ids: set[str], phantom: object, board: object,
+                     deep: bool, extra: object) -> None:
+    """A beat's own fields after its takes (whose ids are ``take_ids``)."""
+    if primary is not None:
+        if type(primary) is not str:
+            _opt_str("primary_take_id", primary)
+        if primary not in take_ids:
+            raise ValidationError("primary_take_id", f"names no take of this beat: {primary!r}")
+    if type(phantom) is not int or phantom < 0:
+        _int("phantom_recovery_count", phantom, 0)
+    if board is not None:
+        if not isinstance(board, Board):
+            raise ValidationError("board", f"must be a Board, got {type(board).__name__}")
+        if deep:
+            try:
+                board.validate()
+            except ValidationError as e:
+                raise _within("board", e) from None
+    if type(extra) is not dict:
+        _dict("extra", extra)
+
+
+def _check_scene_fields(d: JsonDict, extra: object) -> None:
+    """A scene's own fields other than its id and beats, over a dict that holds them
+    (a scene's ``__dict__``, or a stored scene: absent keys stand for their defaults)."""
+    get = d.get
+    _dict("scene_metadata", get("scene_metadata", _EMPTY))
+    v = get("locked", False)
+    if not isinstance(v, bool):
+        raise ValidationError("locked", f"must be true or false, got {v!r}")
+    _opt_str("lock_reason", get("lock_reason"))
+    _opt_str("locked_by", get("locked_by"))
+    _opt_time("locked_at", get("locked_at"))
+    _dict("extra", extra)
+
+
+# -- stored dicts -----------------------------------------------------------------------
+#
+# The first read of a body in a process checks every field of it. Building the models
+# only to throw them away costs more than the checks, so a stored dict is checked as a
+# dict: the same rules (the functions above), in the same order, with the same errors
+# as ``Scene.from_dict`` (tests/test_models.py holds the two side by side).
+
+
+def check_stored_scene(data: object) -> None:
+    """Raise the :class:`ValidationError` that ``Scene.from_dict(data)`` would raise,
+    or nothing where it would succeed, without building the scene."""
+    fields, extra = _fast_fields("scene", data, _SCENE_KNOWN)
+    if "scene_id" not in fields:
+        raise ValidationError("scene_id", "missing")
+    beats = fields.get("beats", _NONE)
+    _list("beats", beats)
+    for i, beat in enumerate(beats):
+        try:
+            _check_stored_beat(beat)
+        except ValidationError as e:
+            raise _within(f"beats[{i}]", e) from None
+    v = fields["scene_id"]
+    if type(v) is not str or not v:
+        _nonempty_str("scene_id", v)
+    seen: set[str] = set()
+    for i, beat in enumerate(beats):
+        _unique("beat", i, beat["beat_id"], seen)
+    _check_scene_fields(fields, extra)
+
+
+def _check_stored_beat(data: object) -> None:
+    fields, extra = _fast_fields("beat", data, _BEAT_KNOWN)
+    if "beat_id" not in fields:
+        raise ValidationError("beat_id", "missing")
+    takes = fields.get("takes", _NONE)
+    _list("takes", takes)
+    for i, take in enumerate(takes):
+        try:
+            take_fields, _ = _fast_fields("take", take, _TAKE_KNOWN)
+            if "take_id" not in take_fields:
+                raise ValidationError("take_id", "missing")
+            _check_take_fields(take_fields)
+        except ValidationError as e:
+            raise _within(f"takes[{i}]", e) from None
+    board = fields.get("board")
+    if board is not None:
+        try:
+            board = Board.from_dict(board)
+        except ValidationError as e:
+            raise _within("board", e) from None
+    get = fields.get
+    _check_beat_head(fields["beat_id"], get("max_takes", 3), get("beat_metadata", _EMPTY), takes)
+    seen: set[str] = set()
+    for i, take in enumerate(takes):
+        _unique("take", i, take["take_id"], seen)
+    _check_beat_tail(get("primary_take_id"), seen, get("phantom_recovery_count", 0), board,
+                     False, extra)
+
+
 # -- lazy scenes -------------------------------------------------------------------------
 #
 # The store keeps the last body of a batch it read (validated, never mutated) and hands
@@ -598,10 +693,7 @@ def _check_member(cls: type[Take] | type[Beat], i: int, item: Any, deep: bool,
             item.validate()
         except ValidationError as e:
             raise _within(f"{kind}s[{i}]", e) from None
-    ident = item.take_id if isinstance(item, Take) else item.beat_id
-    if ident in seen:
-        raise ValidationError(f"{kind}s[{i}].{kind}_id", f"duplicate {kind} id {ident!r}")
-    seen.add(ident)
+    _unique(kind, i, item.take_id if isinstance(item, Take) else item.beat_id, seen)
 
 
 def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
@@ -622,10 +714,7 @@ def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
             _check_member(Beat, i, beat, True, seen)
             touched.append(i)
             continue
-        ident = raw["beat_id"]  # an untouched lazy beat: valid as stored, its id its own
-        if ident in seen:
-            _check_member(Beat, i, beat, False, seen)  # raises, naming the duplicate
-        seen.add(ident)
+        _unique("beat", i, raw["beat_id"], seen)  # untouched: valid as stored, but unique?
         if raw is not raws[i]:
             touched.append(i)
     scene._validate_own()
@@ -691,6 +780,7 @@ __all__ = [
     "TakeStatus",
     "beat_metadata_view",
     "changed_beats",
+    "check_stored_scene",
     "lazy_scene",
     "shared_dict",
     "untouched_raw",

@@ -43,7 +43,14 @@ from clapboard.fingerprint import (
     structure_changed,
 )
 from clapboard.manifest import active_of, artifact_for
-from clapboard.models import Scene, changed_beats, lazy_scene, shared_dict, validate_changed
+from clapboard.models import (
+    Scene,
+    changed_beats,
+    check_stored_scene,
+    lazy_scene,
+    shared_dict,
+    validate_changed,
+)
 from clapboard.paths import (
     episode_token,
     flat_name,
@@ -179,7 +186,7 @@ class Store:
         if not state.valid:
             try:
                 with codec.gc_paused():
-                    Scene.from_dict(doc)  # every field checked; the result is not kept
+                    check_stored_scene(doc)  # every field checked, nothing built
             except ValidationError as e:
                 raise ValidationError(
                     e.field, f"{e.problem} (batch {batch_id} v{version})",
@@ -382,7 +389,7 @@ class Store:
             if mutations:
                 raise SceneStructureImmutableError(batch_id, current, mutations)
             merged = runner_overlay(disk, runner, allow_structural_enrichment=manifest is None)
-            Scene.from_dict(merged)  # validate the merge before writing it (input unchanged)
+            check_stored_scene(merged)  # validate the merge before writing it
             changes = changed_paths(disk, merged)
             if not changes:
                 return

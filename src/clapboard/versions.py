@@ -21,7 +21,7 @@ from clapboard.errors import (
 )
 from clapboard.fingerprint import raw_fingerprint, structure_fingerprint
 from clapboard.manifest import active_of, artifact_for, entry, registered
-from clapboard.models import Scene
+from clapboard.models import Scene, check_stored_scene
 from clapboard.paths import flat_name, resolve_actor, version_name
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def write_candidate(store: Store, project: str, episode: object, requested_batch
                 if flat.get("scene_id") != batch:
                     raise SceneIdentityMismatchError(batch, flat.get("scene_id"),
                                                      what="flat body")
-                Scene.from_dict(flat)  # malformed: a typed ValidationError, nothing written
+                check_stored_scene(flat)  # malformed: a typed ValidationError, nothing written
                 flat_fp = raw_fingerprint(flat)
                 if flat_fp == fingerprint:
                     return 1  # the flat body already is this structure
@@ -183,7 +183,7 @@ def list_versions(store: Store, project: str, episode: object, batch_id: str) ->
     manifest = store.manifest(project, episode, batch_id)
     if manifest is None:
         doc, _ = store.load_raw(project, episode, batch_id, 1)
-        Scene.from_dict(doc)  # a malformed body is a ValidationError, not a crash below
+        check_stored_scene(doc)  # a malformed body is a ValidationError, not a crash below
         _, ep = store._names(project, episode, batch_id)
         return [{"version": 1, "artifact": flat_name(ep, batch_id), "created_at": None,
                  "actor": None, "fingerprint": raw_fingerprint(doc), "parent_version": None,

@@ -24,7 +24,7 @@ from clapboard.fingerprint import raw_fingerprint
 from clapboard.io import journal as jr
 from clapboard.io.atomic import atomic_write_bytes, durable_unlink
 from clapboard.io.lock import FileLock
-from clapboard.models import Scene
+from clapboard.models import check_stored_scene
 from clapboard.paths import (
     TEMP_MARKER,
     flat_name,
@@ -166,7 +166,7 @@ def _check_body(path: Path, journal: Path, version: int, batch_id: str,
         problems.append(Problem(str(path), "identity",
                                 f"scene_id {doc.get('scene_id')!r} != batch {batch_id!r}"))
     try:
-        Scene.from_dict(doc)
+        check_stored_scene(doc)
     except ClapboardError as e:
         problems.append(Problem(str(path), "invalid-body", str(e)))
 
@@ -209,7 +209,7 @@ def _check_manifest(path: Path, ep: str, batch_id: str, problems: list[Problem])
         except ClapboardError:
             continue  # reported when the body itself is checked
         try:
-            Scene.from_dict(doc)
+            check_stored_scene(doc)
         except ClapboardError:
             continue  # malformed: reported when the body itself is checked
         recorded = ent.get("fingerprint")

@@ -125,10 +125,10 @@ def _check_body(backend: PostgresBackend, key: Key, artifact: str, text: str,
         report.problems.append(Problem(label, "identity",
                                        f"scene_id {doc.get('scene_id')!r} != batch {key[2]!r}"))
         return
-    from clapboard.models import Scene
+    from clapboard.models import check_stored_scene
 
     try:
-        Scene.from_dict(doc)
+        check_stored_scene(doc)
     except ClapboardError as err:
         report.problems.append(Problem(label, "invalid-body", str(err)))
 
