@@ -641,23 +641,59 @@ def bench_pg(url: str, work: Path, reps: int) -> list[Doc]:
 
 
 def _pg_rows(psycopg: Any, store: Any, url: str, reps: int, out: list[Doc]) -> None:
+    """Per size: clapboard's status save against three hand-written baselines on the
+    same server and connection settings, interleaved:
+
+    * ``UPDATE (autocommit)``: one statement, its own transaction — one round trip;
+    * ``BEGIN/UPDATE/COMMIT``: the same UPDATE in a transaction block (psycopg's
+      ``conn.transaction()``), three round trips;
+    * ``2-RT protocol``: what a status save must say at least, issued by hand —
+      ``[BEGIN, SELECT … FOR UPDATE, a read after the lock]`` then ``[journal INSERT +
+      chain UPDATE, COMMIT]``: the closure runs between the two, under the lock.
+    """
     import clapboard
 
+    record = "x" * 400  # about the size of a status record's JSON
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS bench_bare (id int PRIMARY KEY, n int)")
         conn.execute("INSERT INTO bench_bare VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_chain (id int PRIMARY KEY, seq int)")
+        conn.execute("INSERT INTO bench_chain VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_records "
+                     "(id int, seq int, record text, PRIMARY KEY (id, seq))")
+        conn.execute("TRUNCATE bench_records")
+        conn.execute("UPDATE bench_chain SET seq = 0")
+
+        def autocommit() -> None:
+            conn.execute("UPDATE bench_bare SET n = n + 1 WHERE id = 1")
+
+        def block() -> None:
+            with conn.transaction():
+                conn.execute("UPDATE bench_bare SET n = n + 1 WHERE id = 1")
+
+        def protocol() -> None:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                cur = conn.execute("SELECT seq FROM bench_chain WHERE id = 1 FOR UPDATE")
+                conn.execute("SELECT id FROM bench_chain WHERE id = 1")
+            seq = cur.fetchone()[0] + 1
+            with conn.pipeline():
+                conn.execute("WITH ins AS (INSERT INTO bench_records VALUES (1, %s, %s)) "
+                             "UPDATE bench_chain SET seq = %s WHERE id = 1", (seq, record, seq))
+                conn.execute("COMMIT")
+
         for label, beats, takes in SIZES:
             batch = f"PG_{label.replace('x', '_')}"
             doc = scene_dict(batch, beats, takes)
             store.write_scene_candidate(PROJECT, EPISODE, batch, clapboard.Scene.from_dict(doc))
-            status = _status_saver(store, batch, beats, takes)
-
-            def bare() -> None:
-                with conn.transaction():
-                    conn.execute("UPDATE bench_bare SET n = n + 1 WHERE id = 1")
-
-            ms = interleaved({"clapboard-pg": status, "bare UPDATE": bare}, reps)
-            out.append({"size": label, **ms, "ratio": ms["clapboard-pg"] / ms["bare UPDATE"]})
+            ms = interleaved({"clapboard-pg": _status_saver(store, batch, beats, takes),
+                              "UPDATE (autocommit)": autocommit,
+                              "BEGIN/UPDATE/COMMIT": block, "2-RT protocol": protocol}, reps)
+            cb = ms["clapboard-pg"]
+            out.append({"size": label, **ms,
+                        "ratio": cb / ms["UPDATE (autocommit)"],
+                        "ratio_block": cb / ms["BEGIN/UPDATE/COMMIT"],
+                        "protocol_ratio": ms["2-RT protocol"] / ms["UPDATE (autocommit)"]})
 
 
 # -- report --------------------------------------------------------------------------------
@@ -699,6 +735,21 @@ def print_rows(rows: list[Row]) -> None:
               f"{_fmt(r.mean_ms.get('clapboard')):>11}")
     print("(ms, median; cb/floor lower is better; seed/cb and sqlite/cb: how many times "
           "faster clapboard is; cb mean: clapboard's mean, body rewrites included)")
+
+
+def print_pg(pg: list[Doc]) -> None:
+    """The PostgreSQL rows: medians in ms, then clapboard's ratio to each baseline."""
+    cols = ["clapboard-pg", "UPDATE (autocommit)", "BEGIN/UPDATE/COMMIT", "2-RT protocol"]
+    print(f"{'postgresql':<12}" + "".join(f"{c:>21}" for c in cols)
+          + f"{'cb/auto':>9}{'cb/block':>10}{'2RT/auto':>10}")
+    for p in pg:
+        if "size" not in p:
+            print("postgresql:", json.dumps(p))
+            continue
+        print(f"{p['size']:<12}" + "".join(f"{p[c]:>21.3f}" for c in cols)
+              + f"{p['ratio']:>8.2f}x{p['ratio_block']:>9.2f}x{p['protocol_ratio']:>9.2f}x")
+    print("(target: status save <= 2x a bare single-row UPDATE commit; cb/auto against the "
+          "one-statement autocommit UPDATE, cb/block against BEGIN/UPDATE/COMMIT)")
 
 
 def check_targets(rows: list[Row], conc: list[Doc]) -> list[tuple[str, bool, str]]:
@@ -810,8 +861,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pg and "pg" in parts:
             pg = bench_pg(args.pg, work, max(5, mode.reps.get("50x5", 5)))
             print()
-            for p in pg:
-                print("postgresql:", json.dumps(p))
+            print_pg(pg)
         targets = check_targets(rows, conc) if rows else []
         if targets and mode.name != "tiny":
             print()
