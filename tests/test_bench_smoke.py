@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.pg_support import pg_url  # noqa: F401  (a fixture)
+
 ROOT = Path(__file__).resolve().parent.parent
 OPS = {"status save", "active-scene load", "cold load", "runner save", "candidate write"}
 
@@ -54,3 +56,16 @@ def test_bench_pg_hook_is_skipped_cleanly_without_a_server(tmp_path: Path) -> No
 
     got = bench_pg("postgresql://nobody@127.0.0.1:1/none", tmp_path, 1)
     assert got and "skipped" in got[0]
+
+
+def test_bench_pg_rows_on_a_real_server(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """The PostgreSQL rows run end to end: every contender timed, every ratio given."""
+    from bench.run import bench_pg, print_pg
+
+    rows = bench_pg(pg_url, tmp_path, 1)
+    assert [r.get("size") for r in rows] == ["10x3", "50x5", "200x10"], rows
+    for r in rows:
+        for k in ("clapboard-pg", "UPDATE (autocommit)", "BEGIN/UPDATE/COMMIT", "2-RT protocol",
+                  "ratio", "ratio_block", "protocol_ratio"):
+            assert r[k] > 0, (k, r)
+    print_pg(rows)
