@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -588,39 +589,16 @@ def _check_scene_fields(d: JsonDict, extra: object) -> None:
 def check_stored_scene(data: object) -> None:
     """Raise the :class:`ValidationError` that ``Scene.from_dict(data)`` would raise,
     or nothing where it would succeed, without building the scene."""
-    fields, extra = _fast_fields("scene", data, _SCENE_KNOWN)
-    if "scene_id" not in fields:
-        raise ValidationError("scene_id", "missing")
-    beats = fields.get("beats", _NONE)
-    _list("beats", beats)
-    for i, beat in enumerate(beats):
-        try:
-            _check_stored_beat(beat)
-        except ValidationError as e:
-            raise _within(f"beats[{i}]", e) from None
+    fields, extra, beats = _stored_members("scene", data, _SCENE_KNOWN, _check_stored_beat)
     v = fields["scene_id"]
     if type(v) is not str or not v:
         _nonempty_str("scene_id", v)
-    seen: set[str] = set()
-    for i, beat in enumerate(beats):
-        _unique("beat", i, beat["beat_id"], seen)
+    _stored_ids("beat", beats)
     _check_scene_fields(fields, extra)
 
 
 def _check_stored_beat(data: object) -> None:
-    fields, extra = _fast_fields("beat", data, _BEAT_KNOWN)
-    if "beat_id" not in fields:
-        raise ValidationError("beat_id", "missing")
-    takes = fields.get("takes", _NONE)
-    _list("takes", takes)
-    for i, take in enumerate(takes):
-        try:
-            take_fields, _ = _fast_fields("take", take, _TAKE_KNOWN)
-            if "take_id" not in take_fields:
-                raise ValidationError("take_id", "missing")
-            _check_take_fields(take_fields)
-        except ValidationError as e:
-            raise _within(f"takes[{i}]", e) from None
+    fields, extra, takes = _stored_members("beat", data, _BEAT_KNOWN, _check_stored_take)
     board = fields.get("board")
     if board is not None:
         try:
@@ -629,11 +607,41 @@ def _check_stored_beat(data: object) -> None:
             raise _within("board", e) from None
     get = fields.get
     _check_beat_head(fields["beat_id"], get("max_takes", 3), get("beat_metadata", _EMPTY), takes)
+    _check_beat_tail(get("primary_take_id"), _stored_ids("take", takes),
+                     get("phantom_recovery_count", 0), board, False, extra)
+
+
+def _check_stored_take(data: object) -> None:
+    fields, _ = _fast_fields("take", data, _TAKE_KNOWN)
+    if "take_id" not in fields:
+        raise ValidationError("take_id", "missing")
+    _check_take_fields(fields)
+
+
+def _stored_members(kind: str, data: object, known: frozenset[str],
+                    check: Callable[[object], None]) -> tuple[JsonDict, JsonDict, list[Any]]:
+    """A stored scene's or beat's (``kind``) shape, then each of its beats or takes
+    checked by ``check``: its known fields, its other keys and that member list."""
+    fields, extra = _fast_fields(kind, data, known)
+    if f"{kind}_id" not in fields:
+        raise ValidationError(f"{kind}_id", "missing")
+    name = "beats" if kind == "scene" else "takes"
+    members = fields.get(name, _NONE)
+    _list(name, members)
+    for i, member in enumerate(members):
+        try:
+            check(member)
+        except ValidationError as e:
+            raise _within(f"{name}[{i}]", e) from None
+    return fields, extra, members
+
+
+def _stored_ids(kind: str, members: list[JsonDict]) -> set[str]:
+    """The ids of checked stored beats or takes, refusing a duplicate."""
     seen: set[str] = set()
-    for i, take in enumerate(takes):
-        _unique("take", i, take["take_id"], seen)
-    _check_beat_tail(get("primary_take_id"), seen, get("phantom_recovery_count", 0), board,
-                     False, extra)
+    for i, member in enumerate(members):
+        _unique(kind, i, member[f"{kind}_id"], seen)
+    return seen
 
 
 # -- lazy scenes -------------------------------------------------------------------------
