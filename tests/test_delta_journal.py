@@ -364,6 +364,58 @@ def test_reading_a_lazy_beat_leaves_it_untouched_assigning_does_not() -> None:
     assert clapboard.Beat(beat_id="c").max_takes == 3  # constructor defaults kept
 
 
+def test_reading_a_lazy_take_leaves_it_untouched_assigning_does_not() -> None:
+    """A built beat's takes are lazy too: scalars come from the stored take, the first
+    use of its receipt, outputs, metadata or extras builds it from a copy, and any
+    assignment makes it touched. Nothing ever reaches the stored dict."""
+    stored = {"take_id": "t", "status": "running", "receipt": {"job": 1},
+              "outputs": ["/o.mp4"], "foreign": {"kept": True}}  # absent keys: defaults
+    doc = {"scene_id": "S", "beats": [{"beat_id": "a", "takes": [stored, {"take_id": "u"}]}]}
+    before = json.dumps(doc, sort_keys=True)
+    t, u = lazy_scene(doc).beats[0].takes
+    assert (t.take_id, t.status, t.attempt, t.error, t.created_at) == (
+        "t", "running", 1, None, None)
+    assert untouched_raw(t) is stored and untouched_raw(u) is doc["beats"][0]["takes"][1]
+    t.validate()
+    u.status = "succeeded"  # touched, not built
+    assert untouched_raw(u) is None and u.__dict__.keys() == {"_raw", "status"}
+    u.validate()
+    u.status = "finished"
+    with pytest.raises(ValidationError, match="unknown take status 'finished'"):
+        u.validate()
+    t.receipt["job"] = 2  # builds t from a copy
+    t.outputs.append("/p.mp4")
+    assert untouched_raw(t) is None and t.extra == {"foreign": {"kept": True}}
+    assert t.to_dict()["receipt"] == {"job": 2} and t.to_dict()["error"] is None
+    assert json.dumps(doc, sort_keys=True) == before
+    assert Take(take_id="x").status == "pending" and Take(take_id="x").attempt == 1
+
+
+def test_a_status_save_journals_only_what_was_assigned(tmp_path: Path) -> None:
+    """A stored take without some keys (written by another tool) keeps them absent:
+    flipping its status journals that one change, and the untouched takes of the same
+    beat are written back as they were stored."""
+    store = new_store(tmp_path)
+    path = store.backend.body_path(P, "ep_001", B, 1, None)
+    doc = json.loads(path.read_text())
+    doc["beats"][0]["takes"] = [{"take_id": "bare", "status": "running", "odd": [1]},
+                                Take(take_id="full", attempt=2).to_dict()]
+    path.write_text(json.dumps(doc))
+    store = clapboard.open_store(tmp_path)
+
+    def finish(s: Scene) -> None:
+        s.beats[0].takes[0].status = "succeeded"
+
+    store.save_active_scene_status(P, EP, B, expected_version=1, mutate=finish)
+    [rec] = [r for r in store.history(P, EP, B) if r["op"] == "status"]
+    assert [(c["path"], c["old"], c["new"]) for c in rec["detail"]["changes"]] == [
+        (f"beats[{doc['beats'][0]['beat_id']}].takes[bare].status", "running", "succeeded")]
+    for reader in (store, clapboard.open_store(tmp_path)):
+        takes = reader.load_raw(P, EP, B, 1)[0]["beats"][0]["takes"]
+        assert takes[0] == {"take_id": "bare", "status": "succeeded", "odd": [1]}
+        assert takes[1] == doc["beats"][0]["takes"][1]
+
+
 # -- both backends ------------------------------------------------------------------------
 
 

@@ -184,6 +184,33 @@ def _unique(kind: str, i: int, ident: str, seen: set[str]) -> None:
     seen.add(ident)
 
 
+def _lazy_attribute(obj: Any, name: str, scalars: JsonDict, lazy: frozenset[str]) -> Any:
+    """``__getattr__`` of a lazy model (one that holds only its stored dict, ``_raw``):
+    reached only when ordinary lookup fails, that is for a field not built or assigned
+    yet. A scalar is answered from the stored dict (immutable: nothing to copy, nothing
+    kept, so the model stays untouched); any other field builds them all first."""
+    raw = obj.__dict__.get("_raw")
+    if raw is None:
+        raise AttributeError(name)
+    default = scalars.get(name, _NOT_SCALAR)
+    if default is not _NOT_SCALAR:
+        return raw.get(name, default)
+    if name not in lazy:
+        raise AttributeError(name)
+    obj._hydrate()
+    return obj.__dict__[name]
+
+
+def _lazy(cls: type[Any], raw: JsonDict) -> Any:
+    """A lazy instance of ``cls`` over the validated stored dict ``raw``."""
+    obj = object.__new__(cls)
+    obj.__dict__["_raw"] = raw
+    return obj
+
+
+_NOT_SCALAR: Any = object()
+
+
 # -- models -----------------------------------------------------------------------------
 
 
@@ -213,12 +240,49 @@ class Take:
     def __post_init__(self) -> None:
         self.validate()
 
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            return _lazy_attribute(self, name, _TAKE_SCALARS, _TAKE_LAZY)
+
+    def _hydrate(self) -> None:
+        """Build a lazy take's receipt, outputs, metadata and extras from a copy of its
+        stored dict; fields the caller already assigned are kept."""
+        d = self.__dict__
+        raw = d.pop("_raw")
+        for name, default in _TAKE_SCALARS.items():
+            if name not in d:
+                d[name] = raw.get(name, default)
+        fields, extra = _fast_fields("take", json_copy(raw), _TAKE_KNOWN)
+        if "receipt" not in d:
+            d["receipt"] = fields.get("receipt", {})
+        if "outputs" not in d:
+            d["outputs"] = fields.get("outputs", [])
+        if "metadata" not in d:
+            d["metadata"] = fields.get("metadata", {})
+        if "extra" not in d:
+            d["extra"] = extra
+
     def validate(self) -> None:
-        _check_take_fields(self.__dict__)
-        if type(self.extra) is not dict:
-            _dict("extra", self.extra)
+        d = self.__dict__
+        raw = d.get("_raw")
+        if raw is None:
+            _check_take_fields(d)
+            if type(self.extra) is not dict:
+                _dict("extra", self.extra)
+            return
+        if len(d) == 1:
+            return  # an untouched lazy take: valid as stored
+        _check_take_fields({**raw, **d})  # what was assigned, over the stored fields
+        if "extra" in d and type(d["extra"]) is not dict:
+            _dict("extra", d["extra"])
 
     def to_dict(self) -> JsonDict:
+        raw = untouched_raw(self)
+        if raw is not None:
+            return json_copy(raw)  # type: ignore[no-any-return]
+        if "_raw" in self.__dict__:
+            self._hydrate()
         d: JsonDict = {
             "take_id": self.take_id, "status": self.status, "attempt": self.attempt,
             "created_at": self.created_at, "started_at": self.started_at,
@@ -338,34 +402,21 @@ class Beat:
     if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
 
         def __getattr__(self, name: str) -> Any:
-            # Reached only when ordinary lookup fails: a lazy beat's field that was not
-            # built or assigned yet (see :func:`lazy_scene`). A scalar is answered from
-            # the stored dict (immutable: nothing to copy, nothing kept, so the beat
-            # stays untouched); any other field builds them all first.
-            raw = self.__dict__.get("_raw")
-            if raw is None:
-                raise AttributeError(name)
-            default = _BEAT_SCALARS.get(name, _NOT_SCALAR)
-            if default is not _NOT_SCALAR:
-                return raw.get(name, default)
-            if name not in _BEAT_LAZY:
-                raise AttributeError(name)
-            self._hydrate()
-            return self.__dict__[name]
+            return _lazy_attribute(self, name, _BEAT_SCALARS, _BEAT_LAZY)
 
     def _hydrate(self) -> None:
-        """Build a lazy beat's takes, board, metadata and extras from an independent
-        copy of its stored dict (which was validated when it was loaded). Fields the
-        caller already assigned are kept."""
+        """Build a lazy beat's board, metadata and extras from a copy of its stored dict
+        (which was validated when it was loaded), and its takes as lazy takes over the
+        stored ones. Fields the caller already assigned are kept."""
         d = self.__dict__
         raw = d.pop("_raw")
         for name, default in _BEAT_SCALARS.items():
             if name not in d:
                 d[name] = raw.get(name, default)
-        fresh = json_copy(raw)
-        fields, extra = _fast_fields("beat", fresh, _BEAT_KNOWN)
+        fields, extra = _fast_fields(
+            "beat", json_copy({k: v for k, v in raw.items() if k != "takes"}), _BEAT_KNOWN)
         if "takes" not in d:
-            d["takes"] = [Take.from_dict(t, validate=False) for t in fields.get("takes", [])]
+            d["takes"] = [_lazy(Take, t) for t in raw.get("takes", ())]
         if "board" not in d:
             b = fields.get("board")
             d["board"] = Board.from_dict(b, validate=False) if b is not None else None
@@ -394,10 +445,13 @@ class Beat:
         raw = untouched_raw(self)
         if raw is not None:
             return json_copy(raw)  # type: ignore[no-any-return]
+        return self._dict_with_takes([t.to_dict() for t in self.takes])
+
+    def _dict_with_takes(self, takes: list[JsonDict]) -> JsonDict:
         d: JsonDict = dict(self.extra)
         d.update(
             beat_id=self.beat_id, max_takes=self.max_takes, beat_metadata=self.beat_metadata,
-            takes=[t.to_dict() for t in self.takes], primary_take_id=self.primary_take_id,
+            takes=takes, primary_take_id=self.primary_take_id,
             phantom_recovery_count=self.phantom_recovery_count,
             board=self.board.to_dict() if self.board is not None else None,
         )
@@ -649,15 +703,19 @@ def _stored_ids(kind: str, members: list[JsonDict]) -> set[str]:
 # The store keeps the last body of a batch it read (validated, never mutated) and hands
 # out scenes whose beats are *lazy*: a beat holds only its stored dict. Reading a scalar
 # (id, max_takes, primary take, phantom count) answers from it; the first use of its
-# takes, board, metadata or extras builds them from a copy. Assigning any field, or
-# building them, adds to the beat's ``__dict__``: a beat whose ``__dict__`` is still
-# just ``{"_raw": ...}`` is untouched, and is written back as the very dict it came
-# from. A status save that touches one beat builds one beat.
+# board, metadata or extras builds them from a copy, and its takes as lazy takes over
+# the stored ones (scalars — id, status, attempt, times, provider, error — from the
+# stored take; receipt, outputs, metadata and extras built from a copy on first use).
+# Assigning any field, or building them, adds to the model's ``__dict__``: a beat or
+# take whose ``__dict__`` is still just ``{"_raw": ...}`` is untouched, and is written
+# back as the very dict it came from. A status save that flips one take's status builds
+# one beat and assigns one field of one take (:func:`stored_view` is then the stored
+# take with that field on top: keys it never had stay absent).
 
 _BEAT_LAZY = frozenset(("takes", "board", "beat_metadata", "extra"))
 _BEAT_SCALARS: dict[str, Any] = {"beat_id": None, "max_takes": 3, "primary_take_id": None,
                                  "phantom_recovery_count": 0}
-_NOT_SCALAR: Any = object()
+_TAKE_LAZY = frozenset(("receipt", "outputs", "metadata", "extra"))
 
 
 def lazy_scene(doc: JsonDict) -> Scene:
@@ -665,12 +723,7 @@ def lazy_scene(doc: JsonDict) -> Scene:
     copied, beats are lazy (see above). Mutating the result never reaches ``doc``."""
     top = json_copy({k: v for k, v in doc.items() if k != "beats"})
     fields, extra = _fast_fields("scene", top, _SCENE_KNOWN)
-    beats = []
-    new = object.__new__
-    for raw in doc.get("beats", ()):
-        beat = new(Beat)
-        beat.__dict__["_raw"] = raw
-        beats.append(beat)
+    beats = [_lazy(Beat, raw) for raw in doc.get("beats", ())]
     values = {**_SCENE_DEFAULTS, **fields, "beats": beats, "extra": extra}
     if "scene_metadata" not in fields:
         values["scene_metadata"] = {}
@@ -678,9 +731,10 @@ def lazy_scene(doc: JsonDict) -> Scene:
     return scene
 
 
-def untouched_raw(beat: Beat) -> JsonDict | None:
-    """The stored dict of a lazy beat nothing was built or assigned on, else None."""
-    d = beat.__dict__
+def untouched_raw(obj: Beat | Take) -> JsonDict | None:
+    """The stored dict of a lazy beat or take nothing was built or assigned on, else
+    None."""
+    d = obj.__dict__
     if len(d) != 1:  # built, or assigned to: no longer just its stored dict
         return None
     raw: JsonDict | None = d.get("_raw")
@@ -746,10 +800,30 @@ def beat_metadata_view(beat: Beat) -> Any:
     return raw.get("beat_metadata") if raw is not None else beat.beat_metadata
 
 
+def stored_view(model: Beat | Take) -> JsonDict:
+    """A beat's or take's dict for diffing and encoding only (shared, read-only: never
+    handed out). A lazy one is its stored dict, with the scalars assigned to it on
+    top; anything else is its ``to_dict()``, a beat's takes as their own views."""
+    d = model.__dict__
+    raw = d.get("_raw")
+    if raw is not None:
+        if len(d) == 1:
+            return raw  # type: ignore[no-any-return]
+        scalars = _TAKE_SCALARS if isinstance(model, Take) else _BEAT_SCALARS
+        if all(k in scalars for k in d if k != "_raw"):
+            out = dict(raw)
+            out.update((k, v) for k, v in d.items() if k != "_raw")
+            return out
+        model._hydrate()
+    if isinstance(model, Beat):
+        return model._dict_with_takes([stored_view(t) for t in model.takes])
+    return model.to_dict()
+
+
 def shared_dict(scene: Scene) -> JsonDict:
-    """The scene's dict form in which untouched lazy beats are their stored dicts
-    (shared, read-only: for diffing and encoding, never for handing out)."""
-    return scene.dict_with_beats([untouched_raw(b) or b.to_dict() for b in scene.beats])
+    """The scene's dict form with its beats as :func:`stored_view` gives them (shared,
+    read-only: for diffing and encoding, never for handing out)."""
+    return scene.dict_with_beats([stored_view(b) for b in scene.beats])
 
 
 # Known keys and immutable defaults for the from_dict fast path (mutable defaults are
@@ -759,6 +833,8 @@ _TAKE_DEFAULTS: JsonDict = {
     "status": "pending", "attempt": 1, "created_at": None, "started_at": None,
     "finished_at": None, "heartbeat_at": None, "provider": None, "error": None,
 }
+# A lazy take's scalar fields and their defaults (see lazy scenes).
+_TAKE_SCALARS: dict[str, Any] = {"take_id": None, **_TAKE_DEFAULTS}
 _BOARD_KNOWN = frozenset(Board._FIELDS)
 _BOARD_DEFAULTS: JsonDict = {"status": "pending", "decided_by": None, "decided_at": None,
                              "note": None}
@@ -770,11 +846,13 @@ _SCENE_DEFAULTS: JsonDict = {"locked": False, "lock_reason": None, "locked_by": 
                              "locked_at": None}
 
 # A lazy field must not have a class-level default: attribute lookup would find the
-# default before ``Beat.__getattr__`` could build the real value. (The generated
+# default before ``__getattr__`` could build the real value. (The generated
 # ``__init__`` keeps its own copy of the default.)
 del Beat.board
-# The same for the scalars a lazy beat answers from its stored dict.
+# The same for the scalars a lazy beat or take answers from its stored dict.
 del Beat.max_takes, Beat.primary_take_id, Beat.phantom_recovery_count
+del (Take.status, Take.attempt, Take.created_at, Take.started_at, Take.finished_at,
+     Take.heartbeat_at, Take.provider, Take.error)
 
 
 __all__ = [
@@ -791,6 +869,7 @@ __all__ = [
     "check_stored_scene",
     "lazy_scene",
     "shared_dict",
+    "stored_view",
     "untouched_raw",
     "validate_changed",
 ]

@@ -49,6 +49,7 @@ from clapboard.models import (
     check_stored_scene,
     lazy_scene,
     shared_dict,
+    stored_view,
     validate_changed,
 )
 from clapboard.paths import (
@@ -319,7 +320,7 @@ class Store:
                 )
             assert touched is not None
             with codec.gc_paused():
-                new = scene.dict_with_beats([scene.beats[i].to_dict() for i in touched])
+                new = scene.dict_with_beats([stored_view(scene.beats[i]) for i in touched])
                 changes = beat_changes(state.doc, new, touched)
             if not changes:  # nothing to write, nothing to journal
                 if post_write is not None:
@@ -381,7 +382,7 @@ class Store:
                 disk, runner = doc, scene.to_dict()
             else:
                 differing = [(i, d) for i in touched
-                             if (d := scene.beats[i].to_dict()) != raws[i]]
+                             if (d := stored_view(scene.beats[i])) != raws[i]]
                 touched = [i for i, _ in differing]
                 disk = {**doc, "beats": [raws[i] for i in touched]}
                 runner = scene.dict_with_beats([d for _, d in differing])
