@@ -112,8 +112,25 @@ def beat_changes(old: dict[str, Any], new: dict[str, Any], touched: list[int]) -
     """:func:`changed_paths` from scene dict ``old`` to a new scene whose beats hold the
     same ids in the same order and may differ only at the positions ``touched``;
     ``new`` has the new scene's fields and, as its beat list, the new dicts of just
-    those beats, in order. The same list, without visiting the other beats."""
-    return changed_paths({**old, "beats": [old["beats"][i] for i in touched]}, new)
+    those beats, in order. The same list, without visiting the other beats — nor
+    comparing the touched ones whole on the way down to their changes."""
+    out: list[Change] = []
+    for k, o in old.items():
+        if k == "beats":
+            beats = old["beats"]
+            for i, n in zip(touched, new["beats"], strict=True):
+                b = beats[i]
+                if b is not n:
+                    ident = b["beat_id"]
+                    _diff(b, n, f"beats[{ident}]", ("beats", {"beat_id": ident}), out)
+        elif k not in new:
+            _diff({k: o}, {}, "", (), out)
+        elif not (o is new[k] or (type(o) is type(new[k]) and o == new[k])):
+            _diff({k: o}, {k: new[k]}, "", (), out)
+    for k, n in new.items():
+        if k not in old:
+            _diff({}, {k: n}, "", (), out)
+    return out
 
 
 # -- replay ------------------------------------------------------------------------------
