@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import clapboard
 from clapboard import Beat, Board, Scene, Take, codec
@@ -289,3 +291,81 @@ def test_utc_now_is_an_iso_millisecond_utc_stamp(monkeypatch: pytest.MonkeyPatch
     got = store_mod.utc_now()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", got)
     assert abs(datetime.fromisoformat(got).timestamp() - time.time()) < 5
+
+
+_LAZY_EDITS = ["status", "receipt", "outputs", "take_extra", "metadata", "board_status",
+               "board_frames", "beat_extra", "primary", "max_takes", "phantom", "add_take",
+               "drop_take", "read_only", "take_error"]
+
+
+def _lazy_edit(s: Scene, edit: str, i: int) -> None:
+    beat = s.beats[i % len(s.beats)]
+    if edit == "status":
+        beat.takes[0].status = "succeeded" if beat.takes[0].status != "succeeded" else "failed"
+    elif edit == "receipt":
+        beat.takes[-1].receipt["cost"] = i
+    elif edit == "outputs":
+        beat.takes[0].outputs.append(f"/out/{i}.mp4")
+    elif edit == "take_extra":
+        beat.takes[0].extra["x-new"] = {"n": i}
+    elif edit == "metadata":
+        beat.beat_metadata["note"] = f"n{i}"
+    elif edit == "board_status":
+        if beat.board is None:
+            beat.board = Board()
+        beat.board.status = "approved"
+    elif edit == "board_frames":
+        if beat.board is not None:
+            beat.board.frames.append(f"f{i}.png")
+    elif edit == "beat_extra":
+        beat.extra["x-beat"] = [i]
+    elif edit == "primary":
+        beat.primary_take_id = beat.takes[-1].take_id
+    elif edit == "max_takes":
+        beat.max_takes = 7
+    elif edit == "phantom":
+        beat.phantom_recovery_count += 1
+    elif edit == "add_take":
+        beat.takes.append(Take(take_id=f"new{i}", status="running"))
+    elif edit == "drop_take":
+        if len(beat.takes) > 1 and beat.primary_take_id != beat.takes[0].take_id:
+            del beat.takes[0]
+    elif edit == "read_only":
+        _ = (beat.takes[0].receipt, beat.board, beat.beat_metadata, beat.extra)
+    elif edit == "take_error":
+        beat.takes[0].error = "boom"
+
+
+@settings(max_examples=300, deadline=None)
+@given(edits=st.lists(st.tuples(st.sampled_from(_LAZY_EDITS), st.integers(0, 5)), max_size=5))
+def test_lazy_scene_edits_write_what_an_eager_scene_writes(
+        edits: list[tuple[str, int]]) -> None:
+    """Whatever a closure builds, reads or assigns on a lazy scene (beats and takes built
+    field by field), what the status writer validates and writes is what the same
+    edits make of an eagerly built scene — and the stored dict is never changed."""
+    from clapboard.models import lazy_scene, shared_dict, validate_changed
+
+    doc = _scene().to_dict()
+    doc["beats"][0]["x-stored"] = {"keep": 1}
+    doc["beats"][0]["takes"][0]["x-stored"] = "kept"
+    doc["beats"].append(Beat(beat_id="b3", takes=[Take(take_id="t8"), Take(take_id="t9")],
+                             board=Board(frames=["a.png"])).to_dict())
+    before = orjson.dumps(doc)
+    lazy, eager = lazy_scene(doc), Scene.from_dict(copy.deepcopy(doc))
+    for edit, i in edits:
+        _lazy_edit(lazy, edit, i)
+        _lazy_edit(eager, edit, i)
+
+    def outcome(check: Any) -> Any:
+        try:
+            check()
+        except ValidationError as err:
+            return (err.field, err.problem)
+        return None
+
+    refused = outcome(lambda: validate_changed(lazy, doc["beats"]))
+    assert refused == outcome(eager.validate)
+    if refused is None:
+        assert Scene.from_dict(copy.deepcopy(shared_dict(lazy))) == eager
+        assert Scene.from_dict(lazy.to_dict()) == eager
+    assert orjson.dumps(doc) == before

@@ -110,10 +110,11 @@ def structure_changed(scene: Scene, raw: dict[str, Any], touched: list[int] | No
         return True
     for i in touched:
         beat, stored = scene.beats[i], raws[i]
-        if beat.beat_id == stored.get("beat_id") and _same_json(
-                beat.beat_metadata, stored.get("beat_metadata")):
+        md, stored_md = beat_metadata_view(beat), stored.get("beat_metadata")
+        if beat.beat_id == stored.get("beat_id") and (md is stored_md
+                                                       or _same_json(md, stored_md)):
             continue  # the common case: the same bytes give the same projection
-        if (_key_of(scene.scene_id, [(beat.beat_id, beat.beat_metadata)])
+        if (_key_of(scene.scene_id, [(beat.beat_id, md)])
                 != _key_of(scene.scene_id, [(stored.get("beat_id"),
                                              stored.get("beat_metadata"))])):
             return True

@@ -188,7 +188,7 @@ def _lazy_attribute(obj: Any, name: str, scalars: JsonDict, lazy: frozenset[str]
     """``__getattr__`` of a lazy model (one that holds only its stored dict, ``_raw``):
     reached only when ordinary lookup fails, that is for a field not built or assigned
     yet. A scalar is answered from the stored dict (immutable: nothing to copy, nothing
-    kept, so the model stays untouched); any other field builds them all first."""
+    kept, so the model stays untouched); any other field is built (``_build``)."""
     raw = obj.__dict__.get("_raw")
     if raw is None:
         raise AttributeError(name)
@@ -197,8 +197,7 @@ def _lazy_attribute(obj: Any, name: str, scalars: JsonDict, lazy: frozenset[str]
         return raw.get(name, default)
     if name not in lazy:
         raise AttributeError(name)
-    obj._hydrate()
-    return obj.__dict__[name]
+    return obj._build(name)
 
 
 def _lazy(cls: type[Any], raw: JsonDict) -> Any:
@@ -244,6 +243,10 @@ class Take:
 
         def __getattr__(self, name: str) -> Any:
             return _lazy_attribute(self, name, _TAKE_SCALARS, _TAKE_LAZY)
+
+    def _build(self, name: str) -> Any:
+        self._hydrate()  # a take's few containers are built together
+        return self.__dict__[name]
 
     def _hydrate(self) -> None:
         """Build a lazy take's receipt, outputs, metadata and extras from a copy of its
@@ -404,35 +407,43 @@ class Beat:
         def __getattr__(self, name: str) -> Any:
             return _lazy_attribute(self, name, _BEAT_SCALARS, _BEAT_LAZY)
 
-    def _hydrate(self) -> None:
-        """Build a lazy beat's board, metadata and extras from a copy of its stored dict
-        (which was validated when it was loaded), and its takes as lazy takes over the
-        stored ones. Fields the caller already assigned are kept."""
+    def _build(self, name: str) -> Any:
+        """Build one field of a lazy beat, which keeps its stored dict (validated when it
+        was loaded): its takes as lazy takes over the stored ones; its board, metadata
+        or extras from a copy. A closure that uses only the takes copies nothing else."""
         d = self.__dict__
-        raw = d.pop("_raw")
-        for name, default in _BEAT_SCALARS.items():
-            if name not in d:
-                d[name] = raw.get(name, default)
-        fields, extra = _fast_fields(
-            "beat", json_copy({k: v for k, v in raw.items() if k != "takes"}), _BEAT_KNOWN)
-        if "takes" not in d:
-            d["takes"] = [_lazy(Take, t) for t in raw.get("takes", ())]
-        if "board" not in d:
-            b = fields.get("board")
-            d["board"] = Board.from_dict(b, validate=False) if b is not None else None
-        if "beat_metadata" not in d:
-            d["beat_metadata"] = fields.get("beat_metadata", {})
-        if "extra" not in d:
-            d["extra"] = extra
+        raw = d["_raw"]
+        value: Any
+        if name == "takes":
+            value = [_lazy(Take, t) for t in raw.get("takes", ())]
+        elif name == "board":
+            b = raw.get("board")
+            value = Board.from_dict(json_copy(b), validate=False) if b is not None else None
+        elif name == "beat_metadata":
+            md = raw.get("beat_metadata")
+            value = json_copy(md) if md is not None else {}
+        else:
+            value = json_copy({k: v for k, v in raw.items() if k not in _BEAT_KNOWN})
+        d[name] = value
+        return value
 
     def validate(self, *, deep: bool = True) -> None:
+        d = self.__dict__
+        raw = d.get("_raw")
+        if raw is not None and len(d) == 1:
+            return  # an untouched lazy beat: valid as stored
         takes = self.takes
-        _check_beat_head(self.beat_id, self.max_takes, self.beat_metadata, takes)
+        # A lazy beat's metadata, board and extras that were never built are as stored.
+        lazy = raw is not None
+        _check_beat_head(self.beat_id, self.max_takes,
+                         d["_raw"].get("beat_metadata", _EMPTY)
+                         if lazy and "beat_metadata" not in d else self.beat_metadata, takes)
         seen: set[str] = set()
         for i, take in enumerate(takes):
             _check_member(Take, i, take, deep, seen)
-        _check_beat_tail(self.primary_take_id, seen, self.phantom_recovery_count, self.board,
-                         deep, self.extra)
+        _check_beat_tail(self.primary_take_id, seen, self.phantom_recovery_count,
+                         None if lazy and "board" not in d else self.board, deep,
+                         _EMPTY if lazy and "extra" not in d else self.extra)
 
     def take(self, take_id: str) -> Take:
         """The take with ``take_id``; ``KeyError`` if the beat has none."""
@@ -795,26 +806,40 @@ def changed_beats(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
 
 
 def beat_metadata_view(beat: Beat) -> Any:
-    """A beat's ``beat_metadata`` for reading, without building a lazy beat."""
-    raw = untouched_raw(beat)
-    return raw.get("beat_metadata") if raw is not None else beat.beat_metadata
+    """A beat's ``beat_metadata`` for reading, without building it: a lazy beat's
+    stored one until it was built or assigned."""
+    d = beat.__dict__
+    raw = d.get("_raw")
+    if raw is None or "beat_metadata" in d:
+        return beat.beat_metadata
+    return raw.get("beat_metadata")
 
 
 def stored_view(model: Beat | Take) -> JsonDict:
     """A beat's or take's dict for diffing and encoding only (shared, read-only: never
-    handed out). A lazy one is its stored dict, with the scalars assigned to it on
-    top; anything else is its ``to_dict()``, a beat's takes as their own views."""
+    handed out). A lazy one is its stored dict with what was assigned or built on top
+    (a beat's takes as their own views); anything else is its ``to_dict()``."""
     d = model.__dict__
     raw = d.get("_raw")
     if raw is not None:
         if len(d) == 1:
             return raw  # type: ignore[no-any-return]
-        scalars = _TAKE_SCALARS if isinstance(model, Take) else _BEAT_SCALARS
-        if all(k in scalars for k in d if k != "_raw"):
+        if isinstance(model, Take):
+            if all(k in _TAKE_SCALARS for k in d if k != "_raw"):
+                out = dict(raw)
+                out.update((k, v) for k, v in d.items() if k != "_raw")
+                return out
+            model._hydrate()
+        elif "extra" not in d:  # the stored beat, with what was built or assigned on top
             out = dict(raw)
-            out.update((k, v) for k, v in d.items() if k != "_raw")
+            for k, v in d.items():
+                if k == "takes":
+                    out[k] = [stored_view(t) for t in v]
+                elif k == "board":
+                    out[k] = v.to_dict() if v is not None else None
+                elif k != "_raw":
+                    out[k] = v
             return out
-        model._hydrate()
     if isinstance(model, Beat):
         return model._dict_with_takes([stored_view(t) for t in model.takes])
     return model.to_dict()
