@@ -99,7 +99,8 @@ class BatchTx(ABC):
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
                        new_doc: Callable[[], Doc], record: Doc) -> Doc:
-        """Make a change of ``state`` durable and journal it; returns the record.
+        """Make a change of ``state`` durable and journal it; returns the record (which
+        may share values with what the backend keeps: read it, do not change it).
 
         ``new_doc()`` gives the whole new body (it may share sub-documents with
         ``state.doc``: read it, do not keep it); ``record`` is the journal record, whose

@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import orjson
-
 from clapboard import codec
 from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
 from clapboard.backends.fs_state import BodyCache, Entry, JournalPos
@@ -323,9 +321,10 @@ class FsBatchTx(BatchTx):
                                   verbatim=False)
         assert self._journal.last_append is not None
         ino, end, line = self._journal.last_append
-        # The cached state follows from the record as written (its own decoded values:
-        # shared with nobody), exactly as a reader replaying the journal would get it.
-        doc = apply_changes(entry.state.doc, orjson.loads(line)["detail"]["changes"])
+        # The cached state follows from the record as written (decoded from the line
+        # just written, so its values are shared with nobody but that record), exactly
+        # as a reader replaying the journal would get it.
+        doc = apply_changes(entry.state.doc, rec["detail"]["changes"])
         self.backend.bodies.put(str(path), Entry(
             entry.body, entry.checkpoint, BodyState(doc, valid=True),
             JournalPos(ino, end, rec["seq"], rec["crc"], line), entry.pending + 1))

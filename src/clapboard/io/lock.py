@@ -46,6 +46,7 @@ _HELD_GUARD = threading.Lock()
 # locks belong to the open file description, and sharing one would share the lock.
 _KEPT_MAX = 64  # descriptors in all; the least recently kept are closed first
 _KEPT: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()  # path -> [(fd, inode)]
+_KEPT_COUNT = [0]  # descriptors in _KEPT
 _KEPT_GUARD = threading.Lock()
 
 
@@ -57,6 +58,7 @@ def _take(path: str) -> tuple[int, int] | None:
         got = free.pop()
         if not free:
             del _KEPT[path]
+        _KEPT_COUNT[0] -= 1
         return got
 
 
@@ -65,11 +67,11 @@ def _keep(path: str, fd: int, ino: int) -> None:
     with _KEPT_GUARD:
         _KEPT.setdefault(path, []).append((fd, ino))
         _KEPT.move_to_end(path)
-        count = sum(len(v) for v in _KEPT.values())
-        while count > _KEPT_MAX:
+        _KEPT_COUNT[0] += 1
+        while _KEPT_COUNT[0] > _KEPT_MAX:
             _, old = _KEPT.popitem(last=False)
             evicted.extend(old)
-            count -= len(old)
+            _KEPT_COUNT[0] -= len(old)
     for old_fd, _ in evicted:
         os.close(old_fd)
 
@@ -93,6 +95,7 @@ def _forget_in_child() -> None:
             except OSError:
                 pass
     _KEPT.clear()
+    _KEPT_COUNT[0] = 0
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
@@ -144,7 +147,7 @@ class FileLock:
                     path=self.path, hint="do the second write after the first one returns",
                 )
         deadline = time.monotonic() + self.timeout
-        backoff = _Backoff(deadline)
+        backoff: _Backoff | None = None
         while True:
             kept = _take(self._key)
             if kept is not None:
@@ -166,6 +169,7 @@ class FileLock:
                     _keep(self._key, fd, ino)
                 else:
                     os.close(fd)
+                backoff = backoff or _Backoff(deadline)
                 if not backoff.wait():
                     raise LockTimeoutError(
                         str(self.path), self.timeout, holder=read_holder(self.path))
