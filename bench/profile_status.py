@@ -44,7 +44,7 @@ def phases(store: Any, beats: int, takes: int, reps: int) -> dict[str, float]:
     from clapboard import codec
     from clapboard.changes import beat_changes
     from clapboard.fingerprint import structure_changed
-    from clapboard.models import changed_beats, lazy_scene, shared_dict
+    from clapboard.models import lazy_scene, shared_dict, stored_view, validate_changed
 
     names = ["lock", "manifest + body state (read, compare, journal tail)",
              "lazy scene", "closure + validate + structure key",
@@ -64,13 +64,12 @@ def phases(store: Any, beats: int, takes: int, reps: int) -> dict[str, float]:
         marks.append(clock())
         take = scene.beats[(n * 7) % beats].takes[(n * 3) % takes]
         take.status = _flip(take.status)
-        scene.validate()
-        touched = changed_beats(scene, state.doc["beats"])
+        touched = validate_changed(scene, state.doc["beats"])
         assert not structure_changed(scene, state.doc, touched)
         marks.append(clock())
         assert touched is not None
         with codec.gc_paused():
-            new = scene.dict_with_beats([scene.beats[i].to_dict() for i in touched])
+            new = scene.dict_with_beats([stored_view(scene.beats[i]) for i in touched])
             changes = beat_changes(state.doc, new, touched)
         marks.append(clock())
         tx.commit_changes(1, f"ep_001_{BATCH}.json", state, lambda s=scene: shared_dict(s),
