@@ -412,6 +412,12 @@ def test_reading_a_lazy_take_leaves_it_untouched_assigning_does_not() -> None:
     assert t.to_dict()["receipt"] == {"job": 2} and t.to_dict()["error"] is None
     assert json.dumps(doc, sort_keys=True) == before
     assert Take(take_id="x").status == "pending" and Take(take_id="x").attempt == 1
+    import pickle  # to the caller a lazy take is an ordinary Take
+
+    w, eager = lazy_scene(doc).beats[0].takes[0], Take.from_dict(copy.deepcopy(stored))
+    for same in (pickle.loads(pickle.dumps(w)), copy.deepcopy(w), copy.copy(w)):
+        assert same == w == eager and repr(same) == repr(eager)
+    assert json.dumps(doc, sort_keys=True) == before
 
 
 def test_a_status_save_journals_only_what_was_assigned(tmp_path: Path) -> None:
