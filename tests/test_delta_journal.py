@@ -498,11 +498,12 @@ def test_a_rolled_back_delta_is_not_kept(pg_url: str) -> None:  # noqa: F811
                           a._record("status", 1, "t", {"changes": changes}))
         raise RuntimeError("after the record, before the commit")
     b.save_active_scene_status(P, EP, B, expected_version=1, mutate=_mutation("meta", 1, 1))
-    for reader in (a, b, clapboard.open_store(store_location)):
+    fresh = clapboard.open_store(store_location)
+    for reader in (a, b, fresh):
         md = reader.load_raw(P, EP, B)[0]["scene_metadata"]
         assert "ghost" not in md and md["k1"] == {"n": 1}
-    a.close()
-    b.close()
+    for store in (a, b, fresh):
+        store.close()
 
 
 def test_a_hand_written_delta_with_a_bad_value_is_reported(tmp_path: Path) -> None:

@@ -99,7 +99,9 @@ def test_layout_2_bodies_gain_token_and_checkpoint(pg_url: str) -> None:  # noqa
 
     for _ in range(3):
         store.save_active_scene_status(P, EP, "SEQ_A", expected_version=None, mutate=bump)
-    assert clapboard.open_store(pg_url).load_active(P, EP, "SEQ_A").scene_metadata["n"] == 3
+    with clapboard.open_store(pg_url) as fresh:  # closed: a pool left to the garbage
+        # collector may be collected by one of its own threads, which cannot join itself
+        assert fresh.load_active(P, EP, "SEQ_A").scene_metadata["n"] == 3
     assert [r["detail"].get("delta") for r in store.history(P, EP, "SEQ_A")][-3:] == \
         [True] * 3
     store.close()

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
 P, EP = "show", 1
 
-# Saves forever; with a hook that, on request, parks inside the open transaction after
-# the body row was written, and says so on stdout (so the parent kills it right there).
+# Saves forever, saying "saving" on stdout after its first save; with a hook that, on
+# request, parks inside the open transaction after the body row was written, and says so
+# on stdout (so the parent kills it right there).
 KILLED = textwrap.dedent("""
     import os, sys, time, clapboard
     url, park = sys.argv[1], sys.argv[2] == "park"
@@ -39,9 +40,13 @@ KILLED = textwrap.dedent("""
         if park:
             print("parked", flush=True)
             time.sleep(600)
+    first = True
     while True:
         store.save_active_scene_status("show", 1, "BATCH", expected_version=None,
                                        mutate=bump, post_write=hook)
+        if first:
+            print("saving", flush=True)
+            first = False
 """)
 
 
@@ -109,12 +114,16 @@ def test_clients_killed_at_random_moments(pg_url: str, soak: float) -> None:  # 
     rng = random.Random(os.getpid())
     rounds = 6 if not soak else max(6, int(soak))
     for _ in range(rounds):
-        children = [spawn(KILLED, pg_url, "run", stdout=subprocess.DEVNULL) for _ in range(3)]
-        time.sleep(rng.uniform(0.6, 1.0))  # past start-up, into the save loop
+        children = [spawn(KILLED, pg_url, "run", stdout=subprocess.PIPE) for _ in range(3)]
+        for c in children:  # each past start-up and into its save loop, however slow
+            assert c.stdout is not None and c.stdout.readline().strip() == "saving"
+        time.sleep(rng.uniform(0, 0.3))
         for c in children:
             time.sleep(rng.uniform(0, 0.02))
             c.send_signal(signal.SIGKILL)
         for c in children:
             c.wait()
+            if c.stdout is not None:
+                c.stdout.close()
         consistent(pg_url)
     assert consistent(pg_url) > 0
