@@ -184,6 +184,9 @@ def _unique(kind: str, i: int, ident: str, seen: set[str]) -> None:
     seen.add(ident)
 
 
+_NOT_SCALAR: Any = object()  # marks a field that is not a lazy model's scalar
+
+
 def _lazy_attribute(obj: Any, name: str, scalars: JsonDict, lazy: frozenset[str]) -> Any:
     """``__getattr__`` of a lazy model (one that holds only its stored dict, ``_raw``):
     reached only when ordinary lookup fails, that is for a field not built or assigned
@@ -205,9 +208,6 @@ def _lazy(cls: type[Any], raw: JsonDict) -> Any:
     obj = object.__new__(cls)
     obj.__dict__["_raw"] = raw
     return obj
-
-
-_NOT_SCALAR: Any = object()
 
 
 # -- models -----------------------------------------------------------------------------
@@ -436,8 +436,9 @@ class Beat:
         # A lazy beat's metadata, board and extras that were never built are as stored.
         lazy = raw is not None
         _check_beat_head(self.beat_id, self.max_takes,
-                         d["_raw"].get("beat_metadata", _EMPTY)
-                         if lazy and "beat_metadata" not in d else self.beat_metadata, takes)
+                         raw.get("beat_metadata", _EMPTY)
+                         if raw is not None and "beat_metadata" not in d
+                         else self.beat_metadata, takes)
         seen: set[str] = set()
         for i, take in enumerate(takes):
             _check_member(Take, i, take, deep, seen)
