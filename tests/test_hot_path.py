@@ -369,3 +369,140 @@ def test_lazy_scene_edits_write_what_an_eager_scene_writes(
         assert Scene.from_dict(copy.deepcopy(shared_dict(lazy))) == eager
         assert Scene.from_dict(lazy.to_dict()) == eager
     assert orjson.dumps(doc) == before
+
+
+# Edits that only assign a take's plain scalar fields (the status writer's short path),
+# valid or not, and edits that are anything else (the general path must be taken).
+_FIELD_EDITS = ["status", "take_error", "attempt", "started", "provider", "same_status",
+                "bad_status", "bad_time", "negative_attempt", "int_error"]
+_OTHER_EDITS = ["bool_attempt", "take_id", "scene_locked", "scene_meta", "str_subclass",
+                "receipt", "read_only", "primary", "metadata", "add_take", "scene_extra",
+                "scene_locked_int"]
+
+
+class _Str(str):
+    pass
+
+
+def _exact_json(value: Any) -> bool:
+    """True when ``value`` is made of exact JSON types only (no subclasses)."""
+    if type(value) is dict:
+        return all(type(k) is str and _exact_json(v) for k, v in value.items())
+    if type(value) is list:
+        return all(_exact_json(v) for v in value)
+    return type(value) in (str, int, float, bool, type(None))
+
+
+def _field_edit(s: Scene, edit: str, i: int) -> None:
+    beat = s.beats[i % len(s.beats)]
+    take = beat.takes[i % len(beat.takes)]
+    if edit == "status":
+        take.status = ("succeeded", "failed", "running")[i % 3]
+    elif edit == "take_error":
+        take.error = f"boom {i}" if i % 2 else None
+    elif edit == "attempt":
+        take.attempt = i
+    elif edit == "started":
+        take.started_at = f"2026-11-26T10:00:0{i}+00:00"
+    elif edit == "provider":  # b3's takes were stored without a provider key
+        take.provider = "veo"
+    elif edit == "same_status":
+        take.status = take.status
+    elif edit == "bad_status":
+        take.status = "exploded"
+    elif edit == "bad_time":
+        take.finished_at = "yesterday"
+    elif edit == "negative_attempt":
+        take.attempt = -i - 1
+    elif edit == "int_error":
+        take.error = i  # type: ignore[assignment]
+    elif edit == "bool_attempt":
+        take.attempt = True
+    elif edit == "take_id":
+        take.take_id = f"renamed{i}"
+    elif edit == "scene_locked":
+        s.locked = not s.locked
+    elif edit == "scene_meta":
+        s.scene_metadata["counter"] = i
+    elif edit == "str_subclass":
+        take.error = _Str("boom")  # valid (a str), but not a plain one
+    elif edit == "scene_extra":
+        s.extra["x-new"] = i
+    elif edit == "scene_locked_int":
+        s.locked = int(s.locked)  # equal to the stored value, and invalid
+    else:
+        _lazy_edit(s, edit, i)
+
+
+@settings(max_examples=500, deadline=None)
+@given(edits=st.lists(st.tuples(st.sampled_from(_FIELD_EDITS + _OTHER_EDITS),
+                                st.integers(0, 5)), max_size=4))
+def test_take_field_edits_agree_with_the_general_path(edits: list[tuple[str, int]]) -> None:
+    """The status writer's short path (a closure that only assigned take fields) gives
+    what the general path gives: the same validation error, or the same change list
+    (order included) and, as the state after, exactly what replaying that list makes of
+    the stored dict; it is taken whenever only plain take fields were assigned and never
+    otherwise; the stored dict is never changed."""
+    from clapboard.changes import apply_changes, beat_changes, take_field_changes
+    from clapboard.fingerprint import structure_changed
+    from clapboard.models import lazy_scene, stored_view, take_field_edits, validate_changed
+
+    doc = _scene().to_dict()
+    doc["beats"][0]["takes"][0]["x-stored"] = "kept"
+    b3 = Beat(beat_id="b3", takes=[Take(take_id="t8"), Take(take_id="t9", status="running")])
+    doc["beats"].append(b3.to_dict())
+    for t in doc["beats"][2]["takes"]:
+        del t["provider"]
+    before = orjson.dumps(doc)
+
+    def outcome(run: Any) -> Any:
+        s = lazy_scene(doc)
+        for edit, i in edits:
+            _field_edit(s, edit, i)
+        try:
+            return ("ok", run(s))
+        except ValidationError as err:
+            return ("error", err.field, err.problem)
+
+    def general(s: Scene) -> Any:
+        touched = validate_changed(s, doc["beats"])
+        if touched is None or structure_changed(s, doc, touched):
+            return "structure changed"
+        new = s.dict_with_beats([stored_view(s.beats[i]) for i in touched])
+        return beat_changes(doc, new, touched)
+
+    def short(s: Scene) -> Any:
+        got = take_field_edits(s, doc)
+        if got is None:
+            return None
+        changes, after = take_field_changes(doc, got)
+        assert orjson.dumps(after) == orjson.dumps(apply_changes(doc, changes))
+        assert _exact_json(after)  # nothing a caller holds and could change: kept as is
+        return changes
+
+    fast, slow = outcome(short), outcome(general)
+    if all(e in _FIELD_EDITS for e, _ in edits):
+        assert fast != ("ok", None)  # taken
+    if fast != ("ok", None):  # taken (also when other edits undid themselves)
+        assert fast == slow
+    if any(e in ("receipt", "read_only", "scene_extra") for e, _ in edits):
+        assert fast == ("ok", None)  # a container built, an extra added: never taken
+    assert orjson.dumps(doc) == before
+
+
+def test_take_field_changes_follows_beat_changes_on_values_python_calls_equal() -> None:
+    """A field whose new value equals the stored one but has another type (True for 1)
+    is a change, as the general diff says; an equal value of the same type is none;
+    a field the stored take lacked is added after the others."""
+    from clapboard.changes import apply_changes, beat_changes, take_field_changes
+
+    doc = Scene(scene_id=B, beats=[Beat(beat_id="b1", takes=[Take(take_id="t1")])]).to_dict()
+    del doc["beats"][0]["takes"][0]["error"]
+    assigned = {"attempt": True, "status": "pending", "error": "x"}
+    changes, after = take_field_changes(doc, [(0, [(0, assigned)])])
+    new_beat = {**doc["beats"][0], "takes": [{**doc["beats"][0]["takes"][0], **assigned}]}
+    assert changes == beat_changes(doc, {**doc, "beats": [new_beat]}, [0])
+    assert [c["path"] for c in changes] == ["beats[b1].takes[t1].attempt",
+                                            "beats[b1].takes[t1].error"]
+    assert orjson.dumps(after) == orjson.dumps(apply_changes(doc, changes))
+    assert take_field_changes(doc, [(0, [(0, {"status": "pending"})])]) == ([], doc)

@@ -133,6 +133,59 @@ def beat_changes(old: dict[str, Any], new: dict[str, Any], touched: list[int]) -
     return out
 
 
+# Per beat position, (take position, {field: value}) of each edited take.
+TakeEdits = list[tuple[int, list[tuple[int, dict[str, Any]]]]]
+
+
+def take_field_changes(doc: dict[str, Any],
+                       edits: TakeEdits) -> tuple[list[Change], dict[str, Any]]:
+    """The changes of assigning take fields on ``doc`` — ``edits`` as
+    :func:`clapboard.models.take_field_edits` gives them: per beat position, (take
+    position, {field: value}) — and ``doc`` with them applied.
+
+    The same list :func:`beat_changes` gives for those edits (a field is changed when
+    its value is not the stored one, or the same type and equal; a field the take did
+    not have is added), and the same document :func:`apply_changes` makes of it
+    (copy-on-write: ``doc`` is untouched, the result shares everything else with it).
+    The values must be immutable (as that function guarantees): the result keeps them.
+    """
+    out: list[Change] = []
+    beats = doc["beats"]
+    new_beats: list[Any] | None = None
+    for i, edited in edits:
+        beat = beats[i]
+        ident = beat["beat_id"]
+        takes = beat["takes"]
+        new_takes: list[Any] | None = None
+        for j, assigned in edited:
+            take = takes[j]
+            tid = take["take_id"]
+            path = f"beats[{ident}].takes[{tid}]"
+            key = ("beats", {"beat_id": ident}, "takes", {"take_id": tid})
+            before = len(out)
+            for k, o in take.items():
+                n = assigned.get(k, _ABSENT)
+                if n is not _ABSENT and not (o is n or (type(o) is type(n) and o == n)):
+                    out.append(_change(f"{path}.{k}", (*key, k), o, n))
+            for k, n in assigned.items():
+                if k not in take:
+                    out.append(_change(f"{path}.{k}", (*key, k), _MISSING, n))
+            if len(out) > before:
+                if new_takes is None:
+                    new_takes = list(takes)
+                changed = dict(take)
+                for c in out[before:]:
+                    changed[c["key"][-1]] = c["new"]
+                new_takes[j] = changed
+        if new_takes is not None:
+            if new_beats is None:
+                new_beats = list(beats)
+            new_beats[i] = {**beat, "takes": new_takes}
+    if new_beats is None:
+        return out, doc
+    return out, {**doc, "beats": new_beats}
+
+
 # -- replay ------------------------------------------------------------------------------
 
 

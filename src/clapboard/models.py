@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from clapboard.changes import TakeEdits
 from clapboard.codec import json_copy
 from clapboard.errors import ValidationError
 
@@ -795,6 +796,74 @@ def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
     return touched
 
 
+# The status writer's common case: a closure that only sets a take's status, times,
+# attempt, provider or error. What it did is read off the lazy models directly (which
+# takes hold assignments, and which fields) instead of validating and diffing beats.
+
+def take_field_edits(scene: Scene, doc: JsonDict) -> TakeEdits | None:
+    """What a closure did to ``lazy_scene(doc)``, when all it did was assign editable
+    scalar fields (above) on lazy takes: those assignments, per beat and take position,
+    in order, checked as ``validate`` checks them (the same first error, raised the same
+    way). None when the closure did anything else (the scene's own fields, a beat's
+    field, a take's id or containers, a list itself, another class): the caller then
+    takes the general path (``validate_changed``, the structure guard, the diff).
+
+    When this returns, the scene is valid and its structure is the stored one: beat
+    ids, beat metadata and take ids are the stored values, untouched.
+    """
+    sd = scene.__dict__
+    extra = sd.get("extra")
+    if type(extra) is not dict or extra:
+        return None  # extras, stored (lazy_scene put them there) or assigned
+    for name in _SCENE_OWN:  # the scene's own fields as stored (and so valid)
+        o, n = doc.get(name, _NOT_SCALAR), sd.get(name)
+        if not (o is n or (type(o) is type(n) and o == n)):
+            return None
+    beats, raws = sd.get("beats"), doc.get("beats")
+    if type(beats) is not list or type(raws) is not list or len(beats) != len(raws):
+        return None
+    edits: TakeEdits = []
+    for i, beat in enumerate(beats):
+        if type(beat) is not Beat:
+            return None
+        d = beat.__dict__
+        raw = d.get("_raw")
+        if raw is not raws[i]:
+            return None
+        if len(d) == 1:
+            continue  # untouched
+        takes, stored = d.get("takes"), raw.get("takes")
+        if (len(d) != 2 or type(takes) is not list or type(stored) is not list
+                or len(takes) != len(stored)):
+            return None  # a beat field other than its takes, or the take list changed
+        edited: list[tuple[int, JsonDict]] = []
+        for j, take in enumerate(takes):
+            if type(take) is not Take:
+                return None
+            td = take.__dict__
+            if td.get("_raw") is not stored[j]:
+                return None
+            if len(td) == 1:
+                continue
+            assigned = {k: v for k, v in td.items() if k != "_raw"}
+            for k, v in assigned.items():
+                if k not in _EDITABLE_TAKE or type(v) not in _PLAIN_TYPES:
+                    return None
+            edited.append((j, assigned))
+        if edited:
+            edits.append((i, edited))
+    # Only assigned take fields can be invalid: checked in beat and take order, over the
+    # stored fields, as Take.validate checks a touched lazy take.
+    for i, edited in edits:
+        stored = raws[i]["takes"]
+        for j, assigned in edited:
+            try:
+                _check_take_fields({**stored[j], **assigned})
+            except ValidationError as e:
+                raise _within(f"beats[{i}]", _within(f"takes[{j}]", e)) from None
+    return edits
+
+
 def changed_beats(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
     """Positions of the beats of ``scene`` that are not untouched lazy beats over the
     same position of ``raws`` (what a write must look at); None when the beat list
@@ -870,6 +939,12 @@ _BEAT_DEFAULTS: JsonDict = {"max_takes": 3, "primary_take_id": None,
 _SCENE_KNOWN = frozenset(Scene._FIELDS)
 _SCENE_DEFAULTS: JsonDict = {"locked": False, "lock_reason": None, "locked_by": None,
                              "locked_at": None}
+# Fields of a take the status writer's short path (take_field_edits) accepts as assigned
+# (never the id: take ids are what the beat's rules are about), holding values of these
+# exact types (what JSON gives back as they were; nothing a caller can change in place).
+_EDITABLE_TAKE = frozenset(_TAKE_SCALARS) - {"take_id"}
+_PLAIN_TYPES = frozenset((str, int, type(None)))
+_SCENE_OWN = tuple(f for f in Scene._FIELDS if f != "beats")
 
 # A lazy field must not have a class-level default: attribute lookup would find the
 # default before ``__getattr__`` could build the real value. (The generated

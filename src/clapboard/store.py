@@ -28,7 +28,7 @@ from typing import Any
 from clapboard import codec
 from clapboard import versions as _versions
 from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
-from clapboard.changes import beat_changes, changed_paths
+from clapboard.changes import beat_changes, changed_paths, take_field_changes
 from clapboard.errors import (
     SceneIdentityMismatchError,
     SceneLockedError,
@@ -50,6 +50,7 @@ from clapboard.models import (
     lazy_scene,
     shared_dict,
     stored_view,
+    take_field_edits,
     validate_changed,
 )
 from clapboard.paths import (
@@ -311,24 +312,30 @@ class Store:
             # is lazy: only the beats the closure uses are built, each from its own copy.
             scene = self._scene_of(state, project, tx.episode, batch_id, version, manifest)
             mutate(scene)
-            # Every beat the closure built or assigned, and the scene, validated; the
-            # positions of those beats are the only ones that need looking at.
-            touched = validate_changed(scene, state.doc.get("beats") or [])
-            if structure_changed(scene, state.doc, touched):
-                raise SceneStructureImmutableError(
-                    batch_id, version, structural_mutations(state.doc, scene.to_dict())
-                )
-            assert touched is not None
-            with codec.gc_paused():
-                new = scene.dict_with_beats([stored_view(scene.beats[i]) for i in touched])
-                changes = beat_changes(state.doc, new, touched)
+            after: Doc | None = None
+            edits = take_field_edits(scene, state.doc)  # validated, structure as stored
+            if edits is not None:  # only take fields assigned: the changes are read off
+                changes, after = take_field_changes(state.doc, edits)
+            else:
+                # Every beat the closure built or assigned, and the scene, validated;
+                # the positions of those beats are the only ones that need looking at.
+                touched = validate_changed(scene, state.doc.get("beats") or [])
+                if structure_changed(scene, state.doc, touched):
+                    raise SceneStructureImmutableError(
+                        batch_id, version, structural_mutations(state.doc, scene.to_dict())
+                    )
+                assert touched is not None
+                with codec.gc_paused():
+                    new = scene.dict_with_beats([stored_view(scene.beats[i]) for i in touched])
+                    changes = beat_changes(state.doc, new, touched)
             if not changes:  # nothing to write, nothing to journal
                 if post_write is not None:
                     post_write(scene)
                 return scene
             record = self._record(op, version, who, {"changes": changes})
             if post_write is None:
-                tx.commit_changes(version, artifact, state, lambda: shared_dict(scene), record)
+                tx.commit_changes(version, artifact, state, lambda: shared_dict(scene), record,
+                                  after)
             else:  # the hook may fail: write the whole body, so a rollback restores it
                 tx.write_body(version, shared_dict(scene), artifact)
                 post_write(scene)

@@ -98,13 +98,16 @@ class BatchTx(ABC):
         return json_copy(state.doc) if state is not None else None
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
-                       new_doc: Callable[[], Doc], record: Doc) -> Doc:
+                       new_doc: Callable[[], Doc], record: Doc,
+                       after: Doc | None = None) -> Doc:
         """Make a change of ``state`` durable and journal it; returns the record (which
         may share values with what the backend keeps: read it, do not change it).
 
         ``new_doc()`` gives the whole new body (it may share sub-documents with
         ``state.doc``: read it, do not keep it); ``record`` is the journal record, whose
-        ``detail.changes`` lists the changes. Default: write the whole body, then the
+        ``detail.changes`` lists the changes. ``after``, when given, is ``state.doc``
+        with those changes applied, shared with nobody else (a backend may keep it
+        instead of applying them again). Default: write the whole body, then the
         record. A backend may instead make the record itself the commit point (see the
         filesystem backend), as long as every read applies it.
         """

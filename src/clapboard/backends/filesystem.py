@@ -303,7 +303,8 @@ class FsBatchTx(BatchTx):
         return entry.state
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
-                       new_doc: Callable[[], Doc], record: Doc) -> Doc:
+                       new_doc: Callable[[], Doc], record: Doc,
+                       after: Doc | None = None) -> Doc:
         """The journal record is the commit point: one append and one fsync, the body
         file untouched. Before that, a body without a checkpoint, or one that already
         has ``compact_every`` deltas pending, is rewritten with its current state
@@ -321,10 +322,12 @@ class FsBatchTx(BatchTx):
                                   verbatim=False)
         assert self._journal.last_append is not None
         ino, end, line = self._journal.last_append
-        # The cached state follows from the record as written (decoded from the line
-        # just written, so its values are shared with nobody but that record), exactly
-        # as a reader replaying the journal would get it.
-        doc = apply_changes(entry.state.doc, rec["detail"]["changes"])
+        # The cached state follows from the record as written, exactly as a reader
+        # replaying the journal would get it: the caller's ``after`` when it built that
+        # (shared with nobody), else the changes applied as decoded from the line just
+        # written (so their values are shared with nobody but that record).
+        doc = (after if after is not None
+               else apply_changes(entry.state.doc, rec["detail"]["changes"]))
         self.backend.bodies.put(str(path), Entry(
             entry.body, entry.checkpoint, BodyState(doc, valid=True),
             JournalPos(ino, end, rec["seq"], rec["crc"], line), entry.pending + 1))

@@ -616,7 +616,8 @@ class PgBatchTx(BatchTx):
         return entry.state
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
-                       new_doc: Callable[[], Doc], record: Doc) -> Doc:
+                       new_doc: Callable[[], Doc], record: Doc,
+                       after: Doc | None = None) -> Doc:
         """The journal record is the commit point (one INSERT, no body row rewritten);
         every ``compact_every`` records the row is rewritten first, in the same
         transaction. What this process keeps is updated only once the commit is done."""
@@ -630,9 +631,11 @@ class PgBatchTx(BatchTx):
         rec = self._insert_record(jr.encode_record(
             {**record, "detail": {**record["detail"], "delta": True},
              "seq": self._seq + 1, "prev": self._crc}))
-        changes = orjson.loads(orjson.dumps(rec["detail"]["changes"]))  # shared with no one
+        if after is None:
+            changes = orjson.loads(orjson.dumps(rec["detail"]["changes"]))  # shared with no one
+            after = apply_changes(state.doc, changes)
         kept = replace(entry, seq=rec["seq"], crc=rec["crc"], pending=entry.pending + 1,
-                       state=BodyState(apply_changes(state.doc, changes), valid=True))
+                       state=BodyState(after, valid=True))
         label = self.backend.label(self.project, name)
         self.after_commit.append(lambda: self.backend.kept.put(label, kept))
         return rec
