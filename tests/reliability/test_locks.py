@@ -242,3 +242,28 @@ def test_kept_descriptors_are_bounded_least_recent_closed_first(tmp_path: Path) 
     assert kept == lockmod._KEPT_COUNT[0] <= lockmod._KEPT_MAX
     assert lockmod._KEPT.get(str(tmp_path / f"b{2 * lockmod._KEPT_MAX + 79}.versions.lock"))
     assert open_fds() <= before, "kept descriptors leaked past the bound"
+
+
+def test_holder_record_is_rewritten_only_when_it_names_someone_else(tmp_path: Path) -> None:
+    """The lock file names its holder (pid, host, op) for a LockTimeoutError message.
+    Re-acquiring with the same name leaves the file alone (a rewrite of the same bytes
+    would dirty its inode, which the next journal fsync then carries along); another
+    op or another holder's record is replaced, whole."""
+    path = tmp_path / "b.versions.lock"
+
+    def hold(op: str) -> os.stat_result:
+        with FileLock(path, timeout=5, op=op):
+            pass
+        return os.stat(path)
+
+    first = hold("status")
+    assert lockmod.read_holder(path) == {"pid": os.getpid(), "host": socket.gethostname(),
+                                         "op": "status"}
+    time.sleep(0.02)
+    again = hold("status")
+    assert (again.st_mtime_ns, again.st_ctime_ns) == (first.st_mtime_ns, first.st_ctime_ns)
+    path.write_bytes(b'{"pid": 1, "host": "elsewhere", "op": "a-much-longer-operation-name"}')
+    hold("status")
+    assert lockmod.read_holder(path)["host"] == socket.gethostname()
+    hold("runner")
+    assert lockmod.read_holder(path)["op"] == "runner"

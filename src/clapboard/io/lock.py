@@ -104,6 +104,13 @@ _UNSUPPORTED = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
 _HOST = socket.gethostname()
 
 
+@functools.lru_cache(maxsize=256)
+def _holder_record(pid: int, op: str) -> bytes:
+    """What a holder writes into the lock file: who holds it, for what (padded with
+    spaces to 160 bytes, so it replaces any shorter earlier record whole)."""
+    return orjson.dumps({"pid": pid, "host": _HOST, "op": op}).ljust(160)
+
+
 def read_holder(path: Path | str) -> dict[str, object]:
     """The holder record a lock file carries (best effort: {} when unreadable)."""
     try:
@@ -250,11 +257,14 @@ class FileLock:
             os.close(dir_fd)  # closing drops the folder flock
 
     def _record_holder(self, fd: int) -> None:
-        # Not fsynced: it is a hint for a LockTimeoutError message, not state.
-        rec = orjson.dumps({"pid": os.getpid(), "host": _HOST, "op": self.op,
-                            "since": time.time()})
+        # Not fsynced: it is a hint for a LockTimeoutError message, not state. Written
+        # only when the file names someone else: rewriting the same bytes would still
+        # dirty the file's inode, and the next fsync (a journal record's, in the same
+        # filesystem transaction) would carry that along — a measurable part of it.
+        rec = _holder_record(self._owner_pid, self.op)
         try:
-            os.pwrite(fd, rec.ljust(160), 0)
+            if os.pread(fd, len(rec), 0) != rec:
+                os.pwrite(fd, rec, 0)
         except OSError:
             pass  # a full disk must not stop the holder; the message just names less
 
