@@ -18,16 +18,19 @@ from tests.test_contract import PLAN, bump
 
 
 def fail_nth_fsync(monkeypatch: pytest.MonkeyPatch, n: int, err: int = errno.EIO) -> list[int]:
-    real = os.fsync
+    """The nth sync of a file fails: fsync, or fdatasync (a journal append's)."""
     calls: list[int] = []
 
-    def fsync(fd: int) -> None:
-        calls.append(fd)
-        if len(calls) == n:
-            raise OSError(err, os.strerror(err))
-        real(fd)
+    def failing(real: Any) -> Any:
+        def sync(fd: int) -> None:
+            calls.append(fd)
+            if len(calls) == n:
+                raise OSError(err, os.strerror(err))
+            real(fd)
+        return sync
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", failing(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", failing(os.fdatasync))
     return calls
 
 
@@ -95,11 +98,15 @@ def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_folder_is_fsynced_after_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[tuple[str, str]] = []
-    real_fsync, real_rename = os.fsync, os.rename
+    real_fsync, real_fdatasync, real_rename = os.fsync, os.fdatasync, os.rename
 
     def fsync(fd: int) -> None:
         events.append(("fsync", "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"))
         real_fsync(fd)
+
+    def fdatasync(fd: int) -> None:
+        events.append(("fdatasync", "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"))
+        real_fdatasync(fd)
 
     def rename(a: Any, b: Any) -> None:
         events.append(("rename", Path(b).name))
@@ -110,21 +117,24 @@ def test_folder_is_fsynced_after_rename(tmp_path: Path, monkeypatch: pytest.Monk
     store.init_scenes_from_plan("show", 1, PLAN)
     store.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
     monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     monkeypatch.setattr(os, "rename", rename)
     for _ in range(2):
         store.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
     monkeypatch.undo()
-    # body: fsync(temp) -> rename -> fsync(folder); then the journal append is fsynced.
+    # body: fsync(temp) -> rename -> fsync(folder); then the journal append is synced
+    # (fdatasync: its data and the file's new length).
     assert events == [("fsync", "file"), ("rename", "ep_001_SEQ_A.json"), ("fsync", "dir"),
-                      ("fsync", "file")] * 2
-    # With no rewrite due, a status save is one journal append and its fsync.
+                      ("fdatasync", "file")] * 2
+    # With no rewrite due, a status save is one journal append and its sync.
     events.clear()
     lazy = clapboard.open_store(tmp_path / "s")
     monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     monkeypatch.setattr(os, "rename", rename)
     lazy.save_active_scene_status("show", 1, "SEQ_A", expected_version=1, mutate=bump)
     monkeypatch.undo()
-    assert events == [("fsync", "file")]
+    assert events == [("fdatasync", "file")]
 
 
 def test_mkdir_fsyncs_parents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

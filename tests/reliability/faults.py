@@ -60,6 +60,7 @@ class Injector:
     @contextmanager
     def installed(self, mp: pytest.MonkeyPatch, *, short: bool = False) -> Iterator[Injector]:
         real_open, real_write, real_fsync, real_rename = os.open, os.write, os.fsync, os.rename
+        real_fdatasync = os.fdatasync
 
         def fake_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
             self._hit("open", os.fspath(path))
@@ -77,6 +78,10 @@ class Injector:
             self._hit(kind, _fd_path(fd))
             real_fsync(fd)
 
+        def fake_fdatasync(fd: int) -> None:  # a journal append's sync: a file's "fsync"
+            self._hit("fsync", _fd_path(fd))
+            real_fdatasync(fd)
+
         def fake_rename(src: Any, dst: Any, **kw: Any) -> None:
             self._hit("rename", os.fspath(dst))
             real_rename(src, dst, **kw)
@@ -85,5 +90,6 @@ class Injector:
             m.setattr(os, "open", fake_open)
             m.setattr(os, "write", fake_write)
             m.setattr(os, "fsync", fake_fsync)
+            m.setattr(os, "fdatasync", fake_fdatasync)
             m.setattr(os, "rename", fake_rename)
             yield self

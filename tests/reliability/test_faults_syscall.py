@@ -27,7 +27,7 @@ from tests.reliability.conftest import FIU_PRELOAD
 SCENARIOS = ["status_save", "status_cold_start", "candidate_activate", "conform",
              "init_fresh", "recover_stale", "journal_append"]
 MULTI_BATCH = {"init_fresh", "recover_stale"}
-FAMILIES = {"openat", "write", "fsync", "rename", "mkdir"}
+FAMILIES = {"openat", "write", "fsync", "fdatasync", "rename", "mkdir"}
 CODES = ("EIO", "ENOSPC", "EDQUOT")
 
 
@@ -70,7 +70,8 @@ def test_strace_error_at_every_syscall(name: str, tmp_path: Path, base_states: d
             assert t.last_call == c.text, f"{where}: injected at {t.last_call!r}"
             failed = _verdict(name, root, snaps, t.stdout, t.returncode, where)
             # every write-side call must surface its error; only reads may not matter
-            if c.family in {"write", "fsync", "rename", "mkdir"} or "O_CREAT" in c.text:
+            if c.family in {"write", "fsync", "fdatasync", "rename", "mkdir"} \
+                    or "O_CREAT" in c.text:
                 assert failed, f"{where}: the error was swallowed and the write acknowledged"
             figures[f"syscall faults injected by strace ({c.family})"] += 1
 
@@ -82,9 +83,15 @@ def _fiu_run(name: str, root: Path, spec: str) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("name", ["status_save", "candidate_activate", "journal_append"])
-@pytest.mark.parametrize("point,code", [("posix/io/sync/fsync", errno.EIO),
-                                        ("posix/io/rw/write", errno.ENOSPC)])
+_FSYNC = ("posix/io/sync/fsync", errno.EIO)  # a body write's, a façade append's
+_FDATASYNC = ("posix/io/sync/fdatasync", errno.EIO)  # a store journal append's
+_WRITE = ("posix/io/rw/write", errno.ENOSPC)
+
+
+@pytest.mark.parametrize("name,point,code", [
+    ("status_save", *_FDATASYNC), ("status_save", *_WRITE),
+    ("candidate_activate", *_FSYNC), ("candidate_activate", *_FDATASYNC),
+    ("candidate_activate", *_WRITE), ("journal_append", *_FSYNC), ("journal_append", *_WRITE)])
 def test_libfiu_one_shot(name: str, point: str, code: int, tmp_path: Path,
                          base_states: dict[str, Path], figures: Counter[str],
                          need_fiu: None) -> None:

@@ -66,7 +66,7 @@ def check_order(events: list[pl.Event], root: Path) -> int:
                 pending_dirs["journal-data:" + path] = i
         elif ev.name == "write" and ev.fd() == 1 and ev.strings[0].startswith(b"ACK"):
             assert not pending_dirs, f"acknowledged with un-synced changes: {pending_dirs}"
-        elif ev.name == "fsync" and ev.fd() in fd_path:
+        elif ev.name in ("fsync", "fdatasync") and ev.fd() in fd_path:
             path = fd_path[ev.fd()][0]
             synced[path] = i
             pending_dirs.pop(path, None)

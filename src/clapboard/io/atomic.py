@@ -40,6 +40,18 @@ def fsync_dir(directory: Path | str) -> None:
         os.close(fd)
 
 
+def sync_data(fd: int) -> None:
+    """Make what was written to a file durable, with the metadata a later read of it
+    needs (its size), but not its timestamps: ``fdatasync`` where the system has it
+    (Linux), else ``fsync``. For appends to a log, as databases sync theirs: the file's
+    new length is committed either way, and an inode whose only other change is its
+    mtime costs a filesystem journal commit fdatasync does not wait for."""
+    sync = getattr(os, "fdatasync", None)
+    if sync is None:  # pragma: no cover - macOS has no fdatasync
+        sync = os.fsync
+    sync(fd)
+
+
 def ensure_dir(directory: Path) -> None:
     """``mkdir -p`` that fsyncs each parent whose entry it created (power-loss safe)."""
     key = str(directory)

@@ -9,7 +9,8 @@ greppable and ``jq``-able while damage is detectable:
 * ``seq``: 1, 2, 3… without gaps.
 
 A record is serialised completely first and written with one ``write`` (looping only
-on a short write), then fsynced: a crash can leave at most a torn *last* line.
+on a short write), then synced (``fdatasync``: the line and the file's new length): a
+crash can leave at most a torn *last* line.
 Reading keeps the valid prefix and ignores a damaged tail (a torn write, zeros or
 garbage after the last good record); the next append truncates that tail first.
 Damage *followed by* valid records cannot come from a crash and raises
@@ -29,7 +30,7 @@ from typing import Any
 import orjson
 
 from clapboard.errors import CorruptJournalError
-from clapboard.io.atomic import ensure_dir, fsync_dir, write_all
+from clapboard.io.atomic import ensure_dir, fsync_dir, sync_data, write_all
 
 _CHUNK = 1 << 16
 
@@ -240,7 +241,7 @@ class Journal:
             line = build(tail)
             try:
                 write_all(fd, line)
-                os.fsync(fd)
+                sync_data(fd)  # the line and the file's new length: the commit point
                 if created:
                     fsync_dir(self.path.parent)
             except BaseException:
