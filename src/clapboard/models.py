@@ -732,14 +732,20 @@ _TAKE_LAZY = frozenset(("receipt", "outputs", "metadata", "extra"))
 
 
 def lazy_scene(doc: JsonDict) -> Scene:
-    """A scene over a *validated* stored dict that nobody mutates: scene fields are
-    copied, beats are lazy (see above). Mutating the result never reaches ``doc``."""
-    top = json_copy({k: v for k, v in doc.items() if k != "beats"})
-    fields, extra = _fast_fields("scene", top, _SCENE_KNOWN)
-    beats = [_lazy(Beat, raw) for raw in doc.get("beats", ())]
-    values = {**_SCENE_DEFAULTS, **fields, "beats": beats, "extra": extra}
-    if "scene_metadata" not in fields:
-        values["scene_metadata"] = {}
+    """A scene over a *validated* stored dict that nobody mutates: the scene's own
+    containers (metadata, extras) are copied, its scalars shared (immutable), its beats
+    lazy (see above). Mutating the result never reaches ``doc``."""
+    values = dict(_SCENE_DEFAULTS)
+    extra: JsonDict = {}
+    for k, v in doc.items():
+        if k in _SCENE_KNOWN:
+            values[k] = v  # scalars are shared as they are (immutable)
+        else:
+            extra[k] = v
+    md = values.get("scene_metadata")
+    values["scene_metadata"] = json_copy(md) if md else {}  # the only container
+    values["extra"] = json_copy(extra) if extra else extra
+    values["beats"] = [_lazy(Beat, raw) for raw in doc.get("beats", ())]
     scene: Scene = _new(Scene, values)
     return scene
 

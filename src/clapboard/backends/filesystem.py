@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from clapboard import codec
 from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
@@ -72,6 +73,12 @@ def _read(path: Path, size_hint: int = -1) -> bytes | None:
         os.close(fd)
 
 
+class _BatchFiles(NamedTuple):
+    lock: Path
+    manifest: Path
+    journal: jr.Journal
+
+
 class FilesystemBackend(Backend):
     """A store in a folder. One machine: flock does not reach across NFS."""
 
@@ -85,6 +92,7 @@ class FilesystemBackend(Backend):
         self.location = str(self.root)
         self.read_only_reason: str | None = None
         self._journals: dict[str, jr.Journal] = {}
+        self._batches: dict[tuple[str, str, str], _BatchFiles] = {}
         self._watch_tails: dict[str, tuple[int, int]] = {}  # journal -> (size, last seq)
         fstype = filesystem_type(self.root)
         if is_network_fs(fstype) and not allow_network_fs:
@@ -128,17 +136,29 @@ class FilesystemBackend(Backend):
             return super().locate(project, episode, batch_id, version, manifest)
 
     def journal(self, project: str, episode: str, batch_id: str) -> jr.Journal:
-        path = self.journal_path(project, episode, batch_id)
-        key = str(path)
-        j = self._journals.get(key)
-        if j is None:
-            j = self._journals[key] = jr.Journal(path)
-        return j
+        return self._batch_files(project, episode, batch_id).journal
+
+    def _batch_files(self, project: str, episode: str, batch_id: str) -> _BatchFiles:
+        """A batch's lock file, manifest path and journal (names made and checked once)."""
+        key = (project, episode, batch_id)
+        files = self._batches.get(key)
+        if files is None:
+            jpath = self.journal_path(project, episode, batch_id)
+            journal = self._journals.get(str(jpath))
+            if journal is None:
+                journal = self._journals[str(jpath)] = jr.Journal(jpath)
+            files = _BatchFiles(
+                self.file_path(project, lock_name(episode, batch_id), "lock"),
+                self.file_path(project, manifest_name(episode, batch_id), "manifest"),
+                journal)
+            if len(self._batches) < 100_000:
+                self._batches[key] = files
+        return files
 
     # -- reads ------------------------------------------------------------------------
 
     def _load_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
-        path = self.file_path(project, manifest_name(episode, batch_id), "manifest")
+        path = self._batch_files(project, episode, batch_id).manifest
         data = _read(path)
         if data is None:
             return None
@@ -244,8 +264,8 @@ class FilesystemBackend(Backend):
                 f"{self.read_only_reason}",
                 hint="reopen the store (a new process) after checking it with `clapboard fsck`",
             )
-        lock = FileLock(self.file_path(project, lock_name(episode, batch_id), "lock"),
-                        timeout=timeout, op=op)
+        lock = FileLock(self._batch_files(project, episode, batch_id).lock, timeout=timeout,
+                        op=op)
         lock.acquire()
         tx = FsBatchTx(self, project, episode, batch_id)
         try:
