@@ -333,8 +333,9 @@ def bench_size(work: Path, label: str, beats: int, takes: int, reps: int) -> lis
         floor_write(floor_path, body_bytes)
 
     # Each store in its steady state before timing: SQLite's WAL file grows until its
-    # first checkpoint and from then on is overwritten in place (which syncs faster: the
-    # file's size no longer changes); a clapboard body is rewritten every 64 status saves.
+    # first checkpoint and from then on is overwritten in place (its commits are then
+    # much cheaper: 0.34 -> 0.20 ms at 30 KiB); a clapboard body is rewritten every 64
+    # status saves.
     for _ in range(sq.commits_per_wal_cycle(len(body_bytes))):
         sq_status()
     for _ in range(65):

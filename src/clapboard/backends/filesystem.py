@@ -325,7 +325,7 @@ class FsBatchTx(BatchTx):
     def commit_changes(self, version: int, artifact: str, state: BodyState,
                        new_doc: Callable[[], Doc], record: Doc,
                        after: Doc | None = None) -> Doc:
-        """The journal record is the commit point: one append and one fsync, the body
+        """The journal record is the commit point: one append and its sync, the body
         file untouched. Before that, a body without a checkpoint, or one that already
         has ``compact_every`` deltas pending, is rewritten with its current state
         (so a failure there refuses the save and commits nothing)."""
