@@ -128,8 +128,9 @@ def test_bad_names_are_value_errors(store: Store, project: str, episode: Any, ba
 @pytest.mark.parametrize("episode", [True, 1.0, "1.0", " ep_1"])
 def test_a_name_found_valid_does_not_vouch_for_an_equal_one(seeded: Store,
                                                            episode: Any) -> None:
-    """Names found valid are remembered, by value and type: after episode 1 (and
-    "SEQ_A") were accepted, True and 1.0 — equal to 1 in Python — are still refused."""
+    """Names found valid are remembered, only those of exact types: after episode 1
+    (and "SEQ_A") were accepted, True and 1.0 — equal to 1 in Python — are still
+    refused, as are "1.0" and " ep_1"."""
     seeded.load_active_with_version(P, 1, "SEQ_A")
     seeded.load_active_with_version(P, "1", "SEQ_A")
     with pytest.raises(ValueError):

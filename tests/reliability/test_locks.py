@@ -246,9 +246,9 @@ def test_kept_descriptors_are_bounded_least_recent_closed_first(tmp_path: Path) 
 
 def test_holder_record_is_rewritten_only_when_it_names_someone_else(tmp_path: Path) -> None:
     """The lock file names its holder (pid, host, op) for a LockTimeoutError message.
-    Re-acquiring with the same name leaves the file alone (a rewrite of the same bytes
-    would dirty its inode, which the next journal fsync then carries along); another
-    op or another holder's record is replaced, whole."""
+    Re-acquiring with the same name leaves the file alone (rewriting the same bytes on
+    every save dirtied its inode and measurably slowed each save's journal sync);
+    another op or another holder's record is replaced, whole."""
     path = tmp_path / "b.versions.lock"
 
     def hold(op: str) -> os.stat_result:
