@@ -91,7 +91,6 @@ class FilesystemBackend(Backend):
         self._files: dict[tuple[str, str], Path] = {}
         self.location = str(self.root)
         self.read_only_reason: str | None = None
-        self._journals: dict[str, jr.Journal] = {}
         self._batches: dict[tuple[str, str, str], _BatchFiles] = {}
         self._watch_tails: dict[str, tuple[int, int]] = {}  # journal -> (size, last seq)
         fstype = filesystem_type(self.root)
@@ -143,17 +142,19 @@ class FilesystemBackend(Backend):
         key = (project, episode, batch_id)
         files = self._batches.get(key)
         if files is None:
-            jpath = self.journal_path(project, episode, batch_id)
-            journal = self._journals.get(str(jpath))
-            if journal is None:
-                journal = self._journals[str(jpath)] = jr.Journal(jpath)
             files = _BatchFiles(
                 self.file_path(project, lock_name(episode, batch_id), "lock"),
                 self.file_path(project, manifest_name(episode, batch_id), "manifest"),
-                journal)
+                jr.Journal(self.journal_path(project, episode, batch_id)))
             if len(self._batches) < 100_000:
                 self._batches[key] = files
         return files
+
+    def forget_journal(self, path: Path) -> None:
+        """Drop what this store keeps of the journal at ``path`` (after it was changed
+        behind its back: fsck's truncation of a torn tail)."""
+        for key in [k for k, f in self._batches.items() if f.journal.path == path]:
+            del self._batches[key]
 
     # -- reads ------------------------------------------------------------------------
 

@@ -243,7 +243,7 @@ def _check_journal(backend: FilesystemBackend, path: Path, ep: str, batch_id: st
                         os.fsync(fd)
                     finally:
                         os.close(fd)
-            backend._journals.pop(str(path), None)
+            backend.forget_journal(path)
             p.repaired = True
         problems.append(p)
 
