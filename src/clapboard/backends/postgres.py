@@ -2,19 +2,21 @@
 
 A batch transaction is one database transaction on a pooled connection:
 
-1. one round trip (pipeline mode): ``BEGIN``; the lock timeout as the connection's
-   session ``lock_timeout`` when it differs (PostgreSQL's 0 would mean "wait forever",
-   so a zero timeout becomes 1 ms); ``SELECT … FOR UPDATE`` on the batch row — the
-   batch lock, which replaces the lock file and returns the newest manifest and journal
-   tail even when it had to wait; then the body tokens, read after the lock. A missing
-   batch row is created (``INSERT … ON CONFLICT DO NOTHING``, a second creator waiting
-   under the same timeout) and locked in one more round trip;
+1. one round trip (libpq's pipeline, through :mod:`clapboard.backends.pg_wire`, which
+   prepares the statements every write sends once per connection): ``BEGIN``; the lock
+   timeout as the connection's session ``lock_timeout`` when it differs (PostgreSQL's 0
+   would mean "wait forever", so a zero timeout becomes 1 ms); ``SELECT … FOR UPDATE``
+   on the batch row — the batch lock, which replaces the lock file and returns the
+   newest manifest and journal tail even when it had to wait; then the body tokens, read
+   after the lock. A missing batch row is created (``INSERT … ON CONFLICT DO NOTHING``,
+   a second creator waiting under the same timeout) and locked in one more round trip;
 2. the Store's reads and writes run as statements of the same transaction; journal
    inserts (which send ``NOTIFY``, delivered only on commit, so watchers never see a
    rolled back record) wait to travel with the next statement;
 3. leaving the block sends the waiting inserts and ``COMMIT`` in one round trip; an
    exception (a ``post_write`` hook, a guard) rolls back everything, so a status save,
    its journal record and its hook commit together. A failed last round trip is
+   settled: an error the server answered with means no commit; a broken trip is
    settled once the old server session is gone (:meth:`PostgresBackend._outcome`).
 
 A client killed mid-transaction leaves nothing: the server rolls back its open
@@ -48,6 +50,7 @@ from clapboard import codec
 from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
 from clapboard.backends.pg_schema import ensure_schema
 from clapboard.backends.pg_state import PgEntry, materialize, new_token
+from clapboard.backends.pg_wire import Param, Statement, round_trip, text
 from clapboard.backends.replay import COMPACT_EVERY, KeptBodies
 from clapboard.changes import apply_changes
 from clapboard.errors import (
@@ -127,10 +130,24 @@ class PostgresUnavailableError(ClapboardError, ConnectionError):
     """A read or maintenance query failed in the database (no batch lock was held)."""
 
 
-_LOCK_ROW = ("SELECT manifest, journal_seq, journal_crc FROM clapboard_batches "
-             "WHERE project = %s AND episode = %s AND batch_id = %s FOR UPDATE")
-_TOKENS = ("SELECT artifact, token FROM clapboard_bodies "
-           "WHERE project = %s AND episode = %s AND batch_id = %s")
+# The statements every write sends (pg_wire: prepared once per connection).
+_LOCK_ROW = Statement(b"clapboard_lock_row", (
+    b"SELECT manifest, journal_seq, journal_crc FROM clapboard_batches "
+    b"WHERE project = $1 AND episode = $2 AND batch_id = $3 FOR UPDATE"))
+_TOKENS = Statement(b"clapboard_tokens", (
+    b"SELECT artifact, token FROM clapboard_bodies "
+    b"WHERE project = $1 AND episode = $2 AND batch_id = $3"))
+_NEW_ROW = Statement(b"clapboard_new_row", (
+    b"INSERT INTO clapboard_batches (project, episode, batch_id) VALUES ($1, $2, $3) "
+    b"ON CONFLICT DO NOTHING"))
+# A journal record, the chain tail on the (locked) batch row, and the notification,
+# which PostgreSQL delivers only if the transaction commits: one statement.
+_RECORD = Statement(b"clapboard_record", (
+    b"WITH ins AS (INSERT INTO clapboard_journal "
+    b"(project, episode, batch_id, seq, crc, record) VALUES ($1, $2, $3, $4, $5, $6)), "
+    b"upd AS (UPDATE clapboard_batches SET journal_seq = $4, journal_crc = $5 "
+    b"WHERE project = $1 AND episode = $2 AND batch_id = $3) "
+    b"SELECT pg_notify($7, $8)"))
 # The lock_timeout each pooled connection has as its session setting.
 _LOCK_TIMEOUTS: weakref.WeakKeyDictionary[Conn, str] = weakref.WeakKeyDictionary()
 
@@ -448,33 +465,37 @@ class PostgresBackend(Backend):
     def _lock(self, conn: Conn, project: str, episode: str, batch_id: str, timeout: float,
               lock_name: str, op: str) -> PgBatchTx:
         key = (project, episode, batch_id)
-        # One network round trip (pipeline mode) opens the transaction, takes the row
+        # One network round trip (pg_wire's pipeline) opens the transaction, takes the row
         # lock and reads what every writer needs (a second one creates the row of a new
         # batch); an error in any statement (the lock timeout) surfaces when the
         # pipeline syncs, still in this phase. The body tokens are read by a statement
         # of their own *after* the lock: in READ COMMITTED it sees what the previous
         # holder committed.
         want = _lock_timeout_ms(timeout)
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            if _LOCK_TIMEOUTS.get(conn) != want:  # a session setting, kept by the conn
-                conn.execute("SELECT set_config('lock_timeout', %s, false)", (want,))
-            cur = conn.execute(_LOCK_ROW, key)
-            tokens = conn.execute(_TOKENS, key)
+        steps: list[tuple[Statement | bytes, tuple[str, ...]]] = [(b"BEGIN", ())]
+        if _LOCK_TIMEOUTS.get(conn) != want:  # a session setting, kept by the conn
+            steps.append((b"SELECT set_config('lock_timeout', $1, false)", (want,)))
+        steps += [(_LOCK_ROW, key), (_TOKENS, key)]
+        try:
+            *_, locked, tokens = round_trip(conn, steps)
+        except psycopg.errors.InvalidSqlStatementName:
+            # Our prepared statements were deallocated behind our back (DISCARD ALL by
+            # a hook or a pooler): nothing happened yet, so start again; round_trip
+            # prepares them anew.
+            conn.execute("ROLLBACK")
+            *_, locked, tokens = round_trip(conn, steps)
         _LOCK_TIMEOUTS[conn] = want  # (forgotten on rollback, which undoes it)
-        row = cur.fetchone()
-        if row is None:  # a new batch: create its row, then lock it
-            with conn.pipeline():
-                conn.execute("INSERT INTO clapboard_batches (project, episode, batch_id) "
-                             "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", key)
-                cur = conn.execute(_LOCK_ROW, key)
-                tokens = conn.execute(_TOKENS, key)
-            row = cur.fetchone()
-        if row is None:  # deleted between the insert and the lock (only by hand)
+        if not locked.ntuples:  # a new batch: create its row, then lock it
+            _, locked, tokens = round_trip(conn, [(_NEW_ROW, key), (_LOCK_ROW, key),
+                                                  (_TOKENS, key)])
+        if not locked.ntuples:  # deleted between the insert and the lock (only by hand)
             raise ClapboardError(f"batch row {lock_name} vanished while locking it")
-        tx = PgBatchTx(self, conn, project, episode, batch_id, row[0], int(row[1]), row[2],
-                       lock_name=lock_name, op=op)
-        tx.tokens = {str(a): str(t) for a, t in tokens.fetchall()}
+        enc = conn.info.encoding
+        seq, crc = text(locked, 0, 1, enc), text(locked, 0, 2, enc)
+        tx = PgBatchTx(self, conn, project, episode, batch_id, text(locked, 0, 0, enc),
+                       int(seq or 0), crc or "", lock_name=lock_name, op=op)
+        tx.tokens = {str(text(tokens, i, 0, enc)): str(text(tokens, i, 1, enc))
+                     for i in range(tokens.ntuples)}
         return tx
 
     # -- maintenance ----------------------------------------------------------------------
@@ -528,7 +549,7 @@ class PgBatchTx(BatchTx):
         self.tokens: dict[str, str] | None = None
         # Journal inserts wait to travel with the next statement or with the COMMIT
         # (one round trip fewer per write); anything else sent first flushes them.
-        self._deferred: list[tuple[str, dict[str, Any]]] = []
+        self._deferred: list[tuple[Statement | bytes, tuple[Param, ...]]] = []
 
     @property
     def seq(self) -> int:
@@ -564,35 +585,28 @@ class PgBatchTx(BatchTx):
         except psycopg.Error as e:
             raise PostgresBatchError(self.lock_name, "block", self.op, e) from e
 
-    def _send_deferred(self) -> None:
-        """Queue the deferred journal inserts (the caller is in pipeline mode)."""
-        deferred, self._deferred = self._deferred, []
-        for query, params in deferred:
-            self.conn.execute(query, params)
-
     def flush(self) -> None:
         """Send the deferred journal inserts now (one round trip)."""
         if not self._deferred:
             return
+        deferred, self._deferred = self._deferred, []
         try:
-            with self.conn.pipeline():
-                self._send_deferred()
+            round_trip(self.conn, deferred)
         except psycopg.Error as e:
             raise PostgresBatchError(self.lock_name, "block", self.op, e) from e
 
     def commit(self) -> None:
-        """The deferred inserts and COMMIT, in one round trip. A failure before the
-        COMMIT was queued means the transaction did not commit (stage "block"); after,
-        the outcome is unknown to the client (stage "commit", said by the caller)."""
-        queued = False
+        """The deferred inserts and COMMIT, in one round trip. When the server answers
+        that trip with an error (an insert refused, the COMMIT failed), the transaction
+        did not commit; when the trip itself breaks, the outcome is unknown to the
+        client (stage "commit", settled by the caller)."""
+        deferred, self._deferred = self._deferred, []
         try:
-            with self.conn.pipeline():
-                self._send_deferred()
-                queued = True
-                self.conn.execute("COMMIT")
+            round_trip(self.conn, [*deferred, (b"COMMIT", ())])
         except psycopg.Error as e:
-            if not queued:
-                raise PostgresBatchError(self.lock_name, "block", self.op, e) from e
+            if not self.conn.closed:  # the trip ended with the server's own answer
+                raise PostgresBatchError(self.lock_name, "commit, rolled back", self.op,
+                                         e) from e
             raise
 
     def select_body(self, artifact: str) -> str | None:
@@ -682,23 +696,13 @@ class PgBatchTx(BatchTx):
 
     def _insert_record(self, line: bytes) -> Doc:
         rec: Doc = orjson.loads(line)
-        text = line.rstrip(b"\n").decode()
+        record_text = line.rstrip(b"\n").decode()
         payload = orjson.dumps({"project": self.project, "episode": self.episode,
                                 "batch_id": self.batch_id, "seq": rec["seq"]}).decode()
-        # One statement: the record, the chain tail on the (locked) batch row, and the
-        # notification, which PostgreSQL delivers only if this transaction commits.
         # Deferred: it travels with the next statement or the COMMIT.
-        self._deferred.append((
-            """WITH ins AS (
-                   INSERT INTO clapboard_journal (project, episode, batch_id, seq, crc, record)
-                   VALUES (%(p)s, %(e)s, %(b)s, %(seq)s, %(crc)s, %(rec)s)),
-               upd AS (
-                   UPDATE clapboard_batches SET journal_seq = %(seq)s, journal_crc = %(crc)s
-                   WHERE project = %(p)s AND episode = %(e)s AND batch_id = %(b)s)
-               SELECT pg_notify(%(chan)s, %(payload)s)""",
-            {"p": self.project, "e": self.episode, "b": self.batch_id, "seq": rec["seq"],
-             "crc": rec["crc"], "rec": text, "chan": self.backend.channel,
-             "payload": payload}))
+        self._deferred.append((_RECORD, (self.project, self.episode, self.batch_id,
+                                         rec["seq"], rec["crc"], record_text,
+                                         self.backend.channel, payload)))
         self._seq, self._crc = rec["seq"], rec["crc"]
         return rec
 
