@@ -65,7 +65,8 @@ def test_bench_pg_rows_on_a_real_server(pg_url: str, tmp_path: Path) -> None:  #
     rows = bench_pg(pg_url, tmp_path, 1)
     assert [r.get("size") for r in rows] == ["10x3", "50x5", "200x10"], rows
     for r in rows:
-        for k in ("clapboard-pg", "UPDATE (autocommit)", "BEGIN/UPDATE/COMMIT", "2-RT protocol",
-                  "ratio", "ratio_block", "protocol_ratio"):
+        for k in ("clapboard-pg", "UPDATE (libpq)", "UPDATE (autocommit)",
+                  "BEGIN/UPDATE/COMMIT", "2-RT protocol", "ratio", "ratio_psycopg",
+                  "ratio_block", "protocol_ratio"):
             assert r[k] > 0, (k, r)
     print_pg(rows)
