@@ -193,3 +193,42 @@ def test_a_commit_trip_the_server_refuses_is_known_not_to_have_committed(
         assert store.load_active(P, EP, "SEQ_A").scene_metadata["counter"] == 1
     finally:
         store.close()
+
+
+def test_a_sql_ascii_database_keeps_non_ascii_text() -> None:
+    """Documents travel as UTF-8 whatever the database's encoding: in a SQL_ASCII
+    database (what initdb makes under the C locale) psycopg would otherwise hand back
+    bytes, and the prepared statements would encode parameters as ASCII."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.conftest import pg_url_or_skip
+
+    admin_url = pg_url_or_skip()
+    name = f"cb_ascii_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 "
+                      "LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+        store = clapboard.open_store(url, lock_timeout=5)
+        try:
+            note = "雨 — é 🎬"
+            store.init_scenes_from_plan(P, EP, {"sequences": {"SEQ_A": {"shots": [
+                {"shot_id": "A1", "note": note}]}}})
+            store.save_active_scene_status(
+                P, EP, "SEQ_A", expected_version=None,
+                mutate=lambda s: s.scene_metadata.update(note=note))
+            again = clapboard.open_store(url)  # nothing kept: read back from the rows
+            try:
+                scene = again.load_active(P, EP, "SEQ_A")
+                assert scene.scene_metadata["note"] == note
+                assert scene.beats[0].beat_metadata["plan_shot"]["note"] == note
+                assert again.history(P, EP, "SEQ_A")[-1]["detail"]["changes"][0]["new"] == note
+            finally:
+                again.close()
+        finally:
+            store.close()
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

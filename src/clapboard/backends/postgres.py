@@ -174,8 +174,11 @@ class PostgresBackend(Backend):
         self.compact_every = compact_every
         self.kept: KeptBodies[PgEntry] = KeptBodies()
         self.location = redact(url)
+        # Documents are UTF-8 text on both sides of the wire whatever the database's own
+        # encoding (a SQL_ASCII database otherwise hands back bytes, not text).
         kwargs: dict[str, Any] = {"autocommit": True, "application_name": application_name,
-                                  "connect_timeout": max(1, int(connect_timeout))}
+                                  "connect_timeout": max(1, int(connect_timeout)),
+                                  "client_encoding": "utf8"}
         self._kwargs = kwargs
         try:
             # A direct first connection reports the real reason (refused, no database,
