@@ -159,7 +159,7 @@ def split_at_marker(calls: list[tuple[str, str]], root: Path) -> Recording:
             continue
         seen[name] += 1
         if str(root) in rest:  # only the store's own files (-y names each fd's path)
-            after.append(Call(name, seen[name], normalise(rest, root)))
+            after.append(Call(name, seen[name], normalise(name, rest, root)))
             lines.append(f"{name}({rest}")
     assert marker, "marker syscall not found in the trace"
     return Recording(dict(offsets), after, lines)
@@ -170,13 +170,15 @@ _DATA = re.compile(r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?')  # a quoted strace string
 _FD = re.compile(r"\b\d+<")
 
 
-def normalise(text: str, root: Path) -> str:
-    """A syscall line without what differs between runs: root, fd numbers, temp names."""
+def normalise(name: str, text: str, root: Path) -> str:
+    """The arguments of syscall ``name`` without what differs between runs: root, fd
+    numbers, temp names, the data written."""
     text = text.replace(str(root), "ROOT")
     text = _FD.sub("N<", _TMP.sub(".cbtmp-X", text)).split(" = ")[0]
     # Data written (strace shows its first 32 bytes) varies between runs: a lock holder
-    # record holds a pid whose digit count shifts where strace cuts the string.
-    if text.startswith(("write(", "pwrite64(")):
+    # record holds a pid whose digit count shifts where strace cuts the string (a run
+    # whose pids cross 99999 → 100000 failed on exactly that).
+    if name in ("write", "pwrite64"):
         text = _DATA.sub('"S"', text)
     return re.sub(r"\d+", "N", text)  # pids inside lock records, sizes
 
@@ -215,5 +217,5 @@ def run_injected(scenario: str, root: Path, trace: Path, rec: Recording, call: C
     hit = ""
     for name, rest in parse_trace(trace):
         if name == call.family and ("INJECTED" in rest or rest.rstrip().endswith("= ?")):
-            hit = normalise(rest, root)
+            hit = normalise(name, rest, root)
     return Trial(proc.returncode, proc.stdout, proc.stderr, hit)
