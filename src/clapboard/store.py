@@ -316,7 +316,7 @@ class Store:
                 mutate(scene)
                 scene.validate()
                 new = scene.to_dict()
-                tx.write_body(version, new, artifact)
+                tx.create_body(version, new, artifact)
                 if post_write is not None:
                     post_write(scene)
                 self._journal(tx, "create", version, who,
@@ -388,7 +388,7 @@ class Store:
                 if scene.scene_id != batch_id:
                     raise SceneIdentityMismatchError(batch_id, scene.scene_id, what="runner scene")
                 runner = scene.to_dict()
-                tx.write_body(current, runner, artifact)
+                tx.create_body(current, runner, artifact)
                 self._journal(tx, "create", current, who,
                               {"changes": changed_paths({}, runner), "via": "runner"})
                 return
@@ -480,7 +480,7 @@ class Store:
             manifest = tx.read_manifest()
             if manifest is None and tx.read_body(1, None) is None:
                 doc = scene.to_dict()
-                tx.write_body(1, doc, flat_name(ep, sid))
+                tx.create_body(1, doc, flat_name(ep, sid))
                 self._journal(tx, "init", 1, who, {"beats": len(scene.beats),
                                                    "max_takes": max_takes})
                 return scene

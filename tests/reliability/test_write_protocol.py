@@ -126,11 +126,14 @@ def test_order_and_power_loss(name: str, tmp_path: Path, base_states: dict[str, 
 
 @pytest.mark.parametrize(("mutant", "name"), [
     ("no-dir-fsync", "candidate_flat"), ("no-file-fsync", "candidate_flat"),
-    ("no-journal-fsync", "status_save")])
+    ("no-journal-fsync", "status_save"), ("journal-after-body", "init_fresh"),
+    ("journal-after-body", "status_cold_start")])
 def test_checks_catch_a_missing_fsync(mutant: str, name: str, tmp_path: Path,
                                       base_states: dict[str, Path], need_strace: None) -> None:
-    """Mutation test: a writer without the folder (or file) fsync of a body write, or
-    without the fsync of a status save's journal record (its commit point), is caught."""
+    """Mutation test: a writer without the folder (or file) fsync of a body write,
+    without the fsync of a status save's journal record (its commit point), or that
+    creates a new batch's journal after the folder sync of its first body (so nothing
+    syncs the journal's name), is caught."""
     with pytest.raises(AssertionError):
         power_loss_states(name, tmp_path, base_states[name], Counter(), mutant)
     # and the power-loss model alone (without the order check) catches it too

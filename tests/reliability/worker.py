@@ -85,6 +85,15 @@ def _mutate(kind: str) -> None:
         import clapboard.io.journal as journal
 
         journal.sync_data = lambda fd: None  # type: ignore[assignment]
+    elif kind == "journal-after-body":  # a new batch's journal name left unsynced
+        from clapboard.backends.filesystem import FsBatchTx
+
+        def create_body(self: FsBatchTx, version: int, doc: dict[str, object],
+                        artifact: str) -> None:
+            self.write_body(version, doc, artifact)
+            self._journal.create()  # after the folder sync that was to cover its name
+
+        FsBatchTx.create_body = create_body  # type: ignore[method-assign]
 
 
 def main() -> int:

@@ -118,6 +118,11 @@ class BatchTx(ABC):
     def write_body(self, version: int, doc: Doc, artifact: str) -> None:
         """Write a body (scene dict) under its artifact name, durably."""
 
+    def create_body(self, version: int, doc: Doc, artifact: str) -> None:
+        """Write the first body of a new batch, whose journal record follows in this
+        transaction (a backend may prepare that journal along with the body)."""
+        self.write_body(version, doc, artifact)
+
     @abstractmethod
     def write_manifest(self, manifest: Doc) -> None:
         """Write the manifest, durably."""

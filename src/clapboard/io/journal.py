@@ -210,6 +210,18 @@ class Journal:
         finally:
             os.close(fd)
 
+    def create(self) -> None:
+        """Create the journal file, empty, if it does not exist (its name is not synced
+        here: the caller syncs the folder before the first record is appended)."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            ensure_dir(self.path.parent)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        os.close(fd)
+
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append ``record`` (without seq/prev/crc), durably; returns the full record."""
         return self._append(
