@@ -232,3 +232,17 @@ def test_a_sql_ascii_database_keeps_non_ascii_text() -> None:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.mark.timeout(60)  # a trip not flushed whole waits forever for its results
+def test_a_trip_larger_than_the_socket_buffer_is_sent_whole(
+        conn: psycopg.Connection[Any]) -> None:
+    """A non-blocking connection sends a big trip in several flushes (a journal record
+    of a runner save that changed many takes can be hundreds of KiB)."""
+    big = "雨" * (3 << 20)  # 9 MiB of UTF-8, far more than a socket buffer
+    length = Statement(b"test_length", b"SELECT length(v), octet_length(v) FROM t WHERE k = $1")
+    res = round_trip(conn, [(b"BEGIN", ()), (INSERT, (1, big)), (INSERT, (2, big[:10])),
+                            (length, (1,)), (b"COMMIT", ())])
+    enc = conn.info.encoding
+    assert (text(res[3], 0, 0, enc), text(res[3], 0, 1, enc)) == (str(3 << 20), str(9 << 20))
+    assert conn.execute("SELECT k FROM t ORDER BY k").fetchall() == [(1,), (2,)]
