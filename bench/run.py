@@ -688,7 +688,7 @@ def bench_pg(url: str, work: Path, reps: int) -> list[Doc]:
 
 
 def _pg_rows(psycopg: Any, store: Any, url: str, reps: int, out: list[Doc]) -> None:
-    """Per size: clapboard's status save against three hand-written baselines on the
+    """Per size: clapboard's status save against four hand-written baselines on the
     same server and connection settings, interleaved:
 
     * ``UPDATE (libpq)``: one prepared statement in its own transaction, one round trip
