@@ -1,13 +1,15 @@
 """Where the time of one status save goes.
 
-    python -m bench.profile_status [BEATS TAKES] [--reps N] [--cprofile]
+    python -m bench.profile_status [BEATS TAKES] [--reps N] [--cprofile] [--pg URL]
 
 Two views of the same workload (flip one take's status, as a runner does per event):
 
 * phases: the steps of ``Store.save_active_scene_status`` driven one by one through
   the same backend transaction, each timed (median over ``--reps`` saves). The steps
   mirror store.py; the "end to end" line is the real method, for comparison;
-* ``--cprofile``: the real method under cProfile, top functions by own time.
+* ``--cprofile``: the real method under cProfile, top functions by own time;
+* ``--pg URL``: the PostgreSQL backend's status save split into its two round trips and
+  the client's own work, each save paired with a bare UPDATE.
 """
 
 from __future__ import annotations
@@ -93,13 +95,77 @@ def _saver(store: Any, beats: int, takes: int) -> Callable[[], None]:
     return one
 
 
+def profile_pg(url: str, beats: int, takes: int, reps: int) -> None:
+    """A PostgreSQL status save split into its two round trips and the client's own work,
+    each save paired with a bare single-row UPDATE on another connection (medians)."""
+    import uuid
+
+    import psycopg
+
+    import clapboard
+    import clapboard.backends.postgres as pg_backend
+    from bench.run import _status_saver
+
+    trips: list[float] = []
+    real_trip = pg_backend.round_trip
+
+    def timed_trip(conn: Any, steps: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return real_trip(conn, steps)
+        finally:
+            trips.append(time.perf_counter() - t0)
+
+    store = clapboard.open_store(url, lock_timeout=60)
+    batch = f"PROFILE_{uuid.uuid4().hex[:8]}"
+    try:
+        store.write_scene_candidate(PROJECT, EPISODE, batch, clapboard.Scene.from_dict(
+            scene_dict(batch, beats, takes)))
+        save = _status_saver(store, batch, beats, takes)
+        pg_backend.round_trip = timed_trip  # type: ignore[assignment]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS bench_bare (id int PRIMARY KEY, n int)")
+            conn.execute("INSERT INTO bench_bare VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+            for _ in range(100):  # past the first compaction, statements prepared
+                save()
+            rows: list[tuple[float, float, float, float]] = []
+            for _ in range(reps):
+                trips.clear()
+                t0 = time.perf_counter()
+                save()
+                total = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                conn.execute("UPDATE bench_bare SET n = n + 1 WHERE id = 1")
+                bare = time.perf_counter() - t0
+                if len(trips) == 2:  # (a lock trip retried after DISCARD ALL makes three)
+                    rows.append((total, trips[0], trips[1], bare))
+    finally:
+        pg_backend.round_trip = real_trip  # type: ignore[assignment]
+        store.close()
+    med = [statistics.median(r[i] for r in rows) * 1e3 for i in range(4)]
+    rest = statistics.median(r[0] - r[1] - r[2] for r in rows) * 1e3
+    print(f"PostgreSQL status save, {beats} beats x {takes} takes, median of {len(rows)} "
+          "(each paired with a bare UPDATE):")
+    print(f"  {'lock trip (BEGIN, row lock, body tokens)':<52}{med[1]:8.3f} ms")
+    print(f"  {'commit trip (journal insert + NOTIFY, COMMIT)':<52}{med[2]:8.3f} ms")
+    print(f"  {'client work (pool, closure, checks, record)':<52}{rest:8.3f} ms")
+    print(f"  {'end to end':<52}{med[0]:8.3f} ms")
+    print(f"  {'bare single-row UPDATE (psycopg, autocommit)':<52}{med[3]:8.3f} ms")
+    print(f"  {'ratio':<52}{med[0] / med[3]:8.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.profile_status")
     ap.add_argument("beats", nargs="?", type=int, default=50)
     ap.add_argument("takes", nargs="?", type=int, default=5)
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--cprofile", action="store_true")
+    ap.add_argument("--pg", metavar="URL", help="profile the PostgreSQL backend's status "
+                    "save instead (its round trips and the client's own work)")
     args = ap.parse_args(argv)
+    if args.pg:
+        profile_pg(args.pg, args.beats, args.takes, args.reps)
+        return 0
     with tempfile.TemporaryDirectory(prefix="clapboard-profile-") as tmp:
         store = _setup(Path(tmp), args.beats, args.takes)
         one = _saver(store, args.beats, args.takes)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.pg_support import pg_url  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,3 +72,18 @@ def test_bench_pg_rows_on_a_real_server(pg_url: str, tmp_path: Path) -> None:  #
                   "ratio_block", "protocol_ratio"):
             assert r[k] > 0, (k, r)
     print_pg(rows)
+
+
+def test_profile_status_runs_on_both_backends(pg_url: str,  # noqa: F811
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bench.profile_status` prints its phases for a folder store and, with
+    --pg, the PostgreSQL save's round trips and client work."""
+    from bench.profile_status import main
+
+    assert main(["3", "2", "--reps", "5"]) == 0
+    folder = capsys.readouterr().out
+    assert "end to end (Store method)" in folder and "journal record append" in folder
+    assert main(["3", "2", "--reps", "5", "--pg", pg_url]) == 0
+    pg = capsys.readouterr().out
+    for phase in ("lock trip", "commit trip", "client work", "bare single-row UPDATE"):
+        assert phase in pg, pg
