@@ -246,3 +246,13 @@ def test_a_trip_larger_than_the_socket_buffer_is_sent_whole(
     enc = conn.info.encoding
     assert (text(res[3], 0, 0, enc), text(res[3], 0, 1, enc)) == (str(3 << 20), str(9 << 20))
     assert conn.execute("SELECT k FROM t ORDER BY k").fetchall() == [(1,), (2,)]
+
+
+def test_a_parameter_of_another_type_is_refused_before_anything_is_sent(
+        conn: psycopg.Connection[Any]) -> None:
+    for bad in (b"bytes", 1.5, True):
+        with pytest.raises(TypeError, match="str, int or None"):
+            round_trip(conn, [(INSERT, (1, bad))])  # type: ignore[list-item]
+    # refused before anything was sent: the connection carries on
+    round_trip(conn, [(INSERT, (1, "ok"))])
+    assert conn.execute("SELECT v FROM t").fetchall() == [("ok",)]

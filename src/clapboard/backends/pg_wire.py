@@ -46,11 +46,15 @@ _OK = frozenset((pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK))
 
 
 def _encode(value: Param, encoding: str) -> bytes | None:
+    """A parameter in text format: text, an integer, or NULL (nothing else is sent, so
+    nothing is silently sent as its ``str()``)."""
     if value is None:
         return None
     if isinstance(value, str):
         return value.encode(encoding)
-    return str(value).encode()
+    if type(value) is int:
+        return str(value).encode()
+    raise TypeError(f"pg_wire parameters are str, int or None, not {type(value).__name__}")
 
 
 def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Param]]]
@@ -63,11 +67,11 @@ def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Par
     prepared = _PREPARED.get(conn)
     if prepared is None:
         prepared = _PREPARED[conn] = set()
+    encoded = [(stmt, [_encode(p, encoding) for p in params]) for stmt, params in steps]
     sent: list[bytes | None] = []  # per message: the name it prepares, or None
     try:
         pg.enter_pipeline_mode()
-        for stmt, params in steps:
-            args = [_encode(p, encoding) for p in params]
+        for stmt, args in encoded:
             if isinstance(stmt, Statement):
                 if stmt.name not in prepared and stmt.name not in sent:
                     pg.send_prepare(stmt.name, stmt.text)
