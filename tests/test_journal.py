@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clapboard import CorruptJournalError, persistence
-from clapboard.io.journal import Journal, data_end, read_lines, scan
+from clapboard.io.journal import Journal, read_lines, scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,33 +29,17 @@ def test_append_and_scan(tmp_path: Path) -> None:
     assert [r["seq"] for r in recs] == [1, 2, 3, 4, 5]
 
 
-def test_the_file_ends_with_a_reserve_of_spaces(tmp_path: Path) -> None:
-    path = tmp_path / "j"
-    make(path, 3)
-    data = path.read_bytes()
-    end = data_end(data)
-    assert data.count(b"\n") == 3 and data[end - 1:end] == b"\n"
-    assert data[end:] == b" " * (4096 - end) and len(data) == 4096  # to the block's end
-
-
-@pytest.mark.parametrize("in_place", [False, True], ids=["grown", "in-place"])
-def test_every_cut_of_the_last_record_keeps_the_prefix(tmp_path: Path, in_place: bool) -> None:
-    """A record torn while the file grew (the file ends inside it) or while it was
-    written into the reserve (its start over the spaces, the rest still spaces)."""
+def test_every_cut_of_the_last_record_keeps_the_prefix(tmp_path: Path) -> None:
     path = tmp_path / "j"
     recs = make(path, 3)
-    full = path.read_bytes()
-    data = full[:data_end(full)]
+    data = path.read_bytes()
     start = data.rstrip(b"\n").rfind(b"\n") + 1
     for cut in range(start, len(data)):
-        path.write_bytes(data[:cut] + (b" " * (len(full) - cut) if in_place else b""))
+        path.write_bytes(data[:cut])
         assert scan(path).records == recs[:2], cut
-        tail = scan(path).tail
-        assert (tail.size > tail.valid_end) == (cut > start), cut  # a torn tail
-        # the next append cuts the torn tail first and continues the chain
+        # the next append truncates the torn tail first and continues the chain
         rec = Journal(path).append({"op": "after-cut"})
         assert rec["seq"] == 3 and scan(path).records[-1] == rec
-        assert scan(path).tail.size == scan(path).tail.valid_end
 
 
 @settings(max_examples=100, deadline=None)
@@ -125,10 +109,8 @@ def test_jsonl_append_locked_heals_torn_tail(tmp_path: Path) -> None:
 
 def test_one_write_per_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writes: list[int] = []
-    real, real_at = os.write, os.pwrite
+    real = os.write
     monkeypatch.setattr(os, "write", lambda fd, b: (writes.append(len(b)), real(fd, b))[1])
-    monkeypatch.setattr(os, "pwrite",
-                        lambda fd, b, at: (writes.append(len(b)), real_at(fd, b, at))[1])
     Journal(tmp_path / "j").append({"op": "x", "detail": {"blob": "y" * 300_000}})
     persistence.jsonl_append_locked(tmp_path / "k", {"blob": "z" * 300_000})
     assert len(writes) == 2

@@ -1,10 +1,9 @@
 """In-process fault injection: make the N-th store call of one kind fail (quick mode).
 
 Kinds: ``open`` (``os.open`` of a store path: temp create, folder open, lock, journal),
-``write`` (``os.write`` or ``os.pwrite`` to a store file: a journal record is written at
-its offset), ``fsync`` (of a file), ``dirfsync`` (of a folder), ``rename``; ``short``
-makes every store write write at most half of what it was asked (and at most 7 bytes),
-which the writer must loop over.
+``write`` (``os.write`` to a store file), ``fsync`` (of a file), ``dirfsync`` (of a
+folder), ``rename``; ``short`` makes every store ``os.write`` write at most half of
+what it was asked (and at most 7 bytes), which the writer must loop over.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ class Injector:
     @contextmanager
     def installed(self, mp: pytest.MonkeyPatch, *, short: bool = False) -> Iterator[Injector]:
         real_open, real_write, real_fsync, real_rename = os.open, os.write, os.fsync, os.rename
-        real_fdatasync, real_pwrite = os.fdatasync, os.pwrite
+        real_fdatasync = os.fdatasync
 
         def fake_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
             self._hit("open", os.fspath(path))
@@ -73,15 +72,6 @@ class Injector:
                 self.counts["short"] += 1
                 return real_write(fd, memoryview(data)[: min(7, len(data) // 2)])
             return real_write(fd, data)
-
-        def fake_pwrite(fd: int, data: Any, offset: int) -> int:
-            if _fd_path(fd).endswith(".lock"):  # the holder record: best effort by design
-                return real_pwrite(fd, data, offset)
-            self._hit("write", _fd_path(fd))
-            if short and _fd_path(fd).startswith(self.root) and len(data) > 1:
-                self.counts["short"] += 1
-                return real_pwrite(fd, memoryview(data)[: min(7, len(data) // 2)], offset)
-            return real_pwrite(fd, data, offset)
 
         def fake_fsync(fd: int) -> None:
             kind = "dirfsync" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync"
@@ -99,7 +89,6 @@ class Injector:
         with mp.context() as m:
             m.setattr(os, "open", fake_open)
             m.setattr(os, "write", fake_write)
-            m.setattr(os, "pwrite", fake_pwrite)
             m.setattr(os, "fsync", fake_fsync)
             m.setattr(os, "fdatasync", fake_fdatasync)
             m.setattr(os, "rename", fake_rename)

@@ -27,7 +27,7 @@ from tests.reliability.conftest import FIU_PRELOAD
 SCENARIOS = ["status_save", "status_cold_start", "candidate_activate", "conform",
              "init_fresh", "recover_stale", "journal_append"]
 MULTI_BATCH = {"init_fresh", "recover_stale"}
-FAMILIES = {"openat", "write", "pwrite64", "fsync", "fdatasync", "rename", "mkdir"}
+FAMILIES = {"openat", "write", "fsync", "fdatasync", "rename", "mkdir"}
 CODES = ("EIO", "ENOSPC", "EDQUOT")
 
 
@@ -70,10 +70,8 @@ def test_strace_error_at_every_syscall(name: str, tmp_path: Path, base_states: d
             assert t.last_call == c.text, f"{where}: injected at {t.last_call!r}"
             failed = _verdict(name, root, snaps, t.stdout, t.returncode, where)
             # every write-side call must surface its error; only reads may not matter
-            # (a lock file's holder record is best effort: see test_locks)
-            holder = c.family == "pwrite64" and ".lock>" in c.text
-            if (c.family in {"write", "pwrite64", "fsync", "fdatasync", "rename", "mkdir"}
-                    and not holder) or "O_CREAT" in c.text:
+            if c.family in {"write", "fsync", "fdatasync", "rename", "mkdir"} \
+                    or "O_CREAT" in c.text:
                 assert failed, f"{where}: the error was swallowed and the write acknowledged"
             figures[f"syscall faults injected by strace ({c.family})"] += 1
 
@@ -88,11 +86,10 @@ def _fiu_run(name: str, root: Path, spec: str) -> subprocess.CompletedProcess[st
 _FSYNC = ("posix/io/sync/fsync", errno.EIO)  # a body write's, a façade append's
 _FDATASYNC = ("posix/io/sync/fdatasync", errno.EIO)  # a store journal append's
 _WRITE = ("posix/io/rw/write", errno.ENOSPC)
-_PWRITE = ("posix/io/rw/pwrite", errno.ENOSPC)  # a store journal record's write
 
 
 @pytest.mark.parametrize("name,point,code", [
-    ("status_save", *_FDATASYNC), ("status_save", *_PWRITE),
+    ("status_save", *_FDATASYNC), ("status_save", *_WRITE),
     ("candidate_activate", *_FSYNC), ("candidate_activate", *_FDATASYNC),
     ("candidate_activate", *_WRITE), ("journal_append", *_FSYNC), ("journal_append", *_WRITE)])
 def test_libfiu_one_shot(name: str, point: str, code: int, tmp_path: Path,
@@ -106,19 +103,14 @@ def test_libfiu_one_shot(name: str, point: str, code: int, tmp_path: Path,
     assert "ACK 1" in p.stdout, p.stderr[-2000:]
     calls = int(p.stdout.split("FIU ")[1].split()[0])
     assert calls > 0
-    failures = 0
     for n in range(1, calls + 1):
         root = tmp_path / f"f{n}"
         sc.copy_tree(base, root)
         p = _fiu_run(name, root, f"{point}:{n}:{code}")
         where = f"{name}: libfiu {point} #{n}"
-        failed = _verdict(name, root, snaps, p.stdout, p.returncode, where)
-        # a lock file's holder record (a pwrite) is best effort: that fault may be
-        # acknowledged (with the right state, checked above); every other one must fail
-        assert failed or point == _PWRITE[0], f"{where}: fault swallowed"
-        failures += failed
+        assert _verdict(name, root, snaps, p.stdout, p.returncode, where), \
+            f"{where}: fault swallowed"
         figures["libfiu one-shot faults injected"] += 1
-    assert failures >= (calls - 1 if point == _PWRITE[0] else calls)
 
 
 @pytest.mark.parametrize("name", ["status_save", "candidate_activate", "init_fresh",
@@ -130,7 +122,7 @@ def test_libfiu_short_writes(name: str, tmp_path: Path, base_states: dict[str, P
     for k in range(5):
         root = tmp_path / f"r{k}"
         sc.copy_tree(base_states[name], root)
-        p = _fiu_run(name, root, f"posix/io/rw/{'pwrite' if k % 2 else 'write'}/reduce:0:0")
+        p = _fiu_run(name, root, "posix/io/rw/write/reduce:0:0")
         assert "ACK 1" in p.stdout, p.stdout + p.stderr[-2000:]
         assert sc.snapshot(root) == snaps[1]
         figures["libfiu short-write runs (exact bytes)"] += 1

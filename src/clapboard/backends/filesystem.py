@@ -92,8 +92,7 @@ class FilesystemBackend(Backend):
         self.location = str(self.root)
         self.read_only_reason: str | None = None
         self._batches: dict[tuple[str, str, str], _BatchFiles] = {}
-        # journal -> (inode, end, last line, last seq) as the last scan found it
-        self._watch_tails: dict[str, tuple[int, int, bytes, int]] = {}
+        self._watch_tails: dict[str, tuple[int, int]] = {}  # journal -> (size, last seq)
         fstype = filesystem_type(self.root)
         if is_network_fs(fstype) and not allow_network_fs:
             raise UnsupportedFilesystemError(
@@ -242,14 +241,15 @@ class FilesystemBackend(Backend):
                 key = (proj, f.episode, f.batch_id)
                 last = after.get(key, 0)
                 path = self.scenes_dir(proj) / name
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    continue
                 seen = self._watch_tails.get(str(path))
-                if seen is not None and last >= seen[3] and seen[2] \
-                        and jr.ends_with(path, *seen[:3]):
+                if seen is not None and seen[0] == size and last >= seen[1]:
                     continue  # unchanged since the last scan, and the caller has it all
-                scan = jr.scan(path)
-                records = scan.records
-                self._watch_tails[str(path)] = (scan.ino, scan.tail.valid_end, scan.last_line,
-                                                records[-1]["seq"] if records else 0)
+                records = jr.scan(path).records
+                self._watch_tails[str(path)] = (size, records[-1]["seq"] if records else 0)
                 for rec in records:
                     if rec["seq"] > last:
                         yield key, rec

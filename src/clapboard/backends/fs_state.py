@@ -110,13 +110,12 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
     try:
         st = os.fstat(fd)
         size = st.st_size
-        nxt = (jr.after_line(fd, pos.end, pos.line)
-               if pos.ino == st.st_ino and pos.line and pos.end <= size else None)
-        if nxt == b"":
+        if (pos.ino == st.st_ino and pos.end == size
+                and os.pread(fd, len(pos.line), size - len(pos.line)) == pos.line):
             return entry  # nothing appended since
-        if nxt is None:
+        if pos.ino != st.st_ino or pos.end > size or not pos.line:
             pos = _anchor(fd, size, pos, journal_path, from_body=from_body)
-        data = jr.read_from(fd, pos.end, size)
+        data = os.pread(fd, size - pos.end, pos.end)
     finally:
         os.close(fd)
     try:
@@ -126,8 +125,8 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
             raise
         raise _Rebase from None  # the kept position may be stale: judge from the body
     tail = scan.tail
-    new_pos = JournalPos(st.st_ino, tail.valid_end, tail.seq, tail.crc,
-                         scan.last_line or pos.line)
+    line = _last_line(data, tail.valid_end - pos.end) if scan.records else pos.line
+    new_pos = JournalPos(st.st_ino, tail.valid_end, tail.seq, tail.crc, line)
     deltas = [r for r in scan.records if is_delta(r, version)]
     if not deltas:
         return replace(entry, pos=new_pos)

@@ -78,16 +78,11 @@ def temp_name_for(target: Path) -> Path:
     return target.with_name(f"{target.name}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def write_all(fd: int, data: bytes | memoryview, offset: int | None = None) -> None:
-    """Write every byte (at ``offset`` with ``pwrite``, else at the file position):
-    a write may write fewer than asked (signals, quotas, pipes)."""
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte: ``os.write`` may write fewer than asked (signals, quotas, pipes)."""
     view = memoryview(data)
     while view:
-        if offset is None:
-            n = os.write(fd, view)
-        else:
-            n = os.pwrite(fd, view, offset)
-            offset += n
+        n = os.write(fd, view)
         if n <= 0:  # pragma: no cover - a zero-length write of a non-empty buffer
             raise OSError(errno.EIO, "write returned 0 bytes")
         view = view[n:]
