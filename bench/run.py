@@ -19,6 +19,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import random
 import shutil
 import sqlite3
 import statistics
@@ -133,14 +134,20 @@ class Timings(dict[str, float]):
 
 def interleaved(fns: dict[str, Callable[[], object]], reps: int,
                 warmup: int = 3) -> Timings:
-    """Median ms per call of each function, calling them round robin."""
+    """Median ms per call of each function, calling each once per round, in an order
+    shuffled every round (seeded): what runs just before a call changes its time (a
+    CPU-heavy predecessor leaves cold caches and slows the next sync on this host), so
+    no contender may always follow the same one."""
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     clock = time.perf_counter
+    order = list(fns.items())
+    shuffle = random.Random(len(order) * 1009 + reps).shuffle
     for _ in range(reps):
-        for k, fn in fns.items():
+        shuffle(order)
+        for k, fn in order:
             t0 = clock()
             fn()
             samples[k].append(clock() - t0)
