@@ -222,12 +222,14 @@ def test_structure_guard_sees_a_type_change_that_python_calls_equal(store: Any,
 
 
 _EDITS = ["none", "status", "bad_status", "primary", "bad_primary", "dup_id", "new_beat",
-          "drop_beat", "metadata", "max_takes_bad", "scene_locked_bad"]
+          "drop_beat", "metadata", "max_takes_bad", "scene_locked_bad", "scene_metadata",
+          "swap", "alias"]
 
 
 @pytest.mark.parametrize("edits", [[e] for e in _EDITS] + [
     ["status", "metadata"], ["primary", "dup_id"], ["bad_status", "bad_primary"],
-    ["new_beat", "status"], ["metadata", "scene_locked_bad"]])
+    ["new_beat", "status"], ["metadata", "scene_locked_bad"], ["scene_metadata", "alias"],
+    ["swap", "scene_locked_bad"]])
 def test_validate_changed_is_validate_then_changed_beats(edits: list[str]) -> None:
     """The status writer's one-pass check gives exactly what ``Scene.validate()`` and
     ``changed_beats`` give: the same error (field and message) or the same positions."""
@@ -259,6 +261,12 @@ def test_validate_changed_is_validate_then_changed_beats(edits: list[str]) -> No
                 s.beats[0].max_takes = -1
             elif e == "scene_locked_bad":
                 s.locked = "yes"  # type: ignore[assignment]
+            elif e == "scene_metadata":  # the scene's own field: no beat touched
+                s.scene_metadata["counter"] = 1
+            elif e == "swap":  # untouched beats, each in the other's place
+                s.beats[0], s.beats[1] = s.beats[1], s.beats[0]
+            elif e == "alias":  # one untouched beat in two places: a duplicate id
+                s.beats[2] = s.beats[0]
         try:
             return ("ok", check(s))
         except ValidationError as err:
