@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clapboard
-from clapboard import Board, Scene, Take, codec, persistence
+from clapboard import Beat, Board, Scene, Take, codec, persistence
 from clapboard.changes import apply_changes, changed_paths
 from clapboard.errors import CorruptJournalError, ValidationError
 from clapboard.models import lazy_scene, untouched_raw
@@ -316,6 +316,77 @@ def test_a_body_edited_by_hand_is_seen(tmp_path: Path) -> None:
     assert len(edited) == len(text) and edited != text
     body.write_text(edited)  # same size, same checkpoint, other bytes
     assert store.load_raw(P, EP, B)[0]["scene_metadata"]["k0"] == {"n": 7}
+
+
+def _full_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Bodies read whole (decoded and validated) from now on, by path."""
+    from clapboard.backends import fs_state
+
+    seen: list[Path] = []
+    real = fs_state.materialize
+
+    def counting(body_path: Path, *args: Any) -> Any:
+        seen.append(body_path)
+        return real(body_path, *args)
+
+    monkeypatch.setattr(fs_state, "materialize", counting)
+    return seen
+
+
+def test_a_body_another_writer_compacted_is_adopted_not_read_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept body rewritten by another writer's compaction is recognised by re-encoding
+    the kept state at the new body's checkpoint: same bytes, no decode, same state."""
+    a = new_store(tmp_path, compact_every=3)
+    b = clapboard.open_store(tmp_path)  # another process's view: its own kept bodies
+    for store in (a, b):
+        store.load_active(P, EP, B)  # each keeps the body
+    full = _full_reads(monkeypatch)
+    before = body_path(a).read_bytes()
+    for i in range(5):  # compacts (rewrites the body) on the 4th save
+        a.save_active_scene_status(P, EP, B, expected_version=1,
+                                   mutate=_mutation("meta", i % 4, i))
+    assert body_path(a).read_bytes() != before
+    assert b.load_active(P, EP, B).to_dict() == a.load_active(P, EP, B).to_dict()
+    assert full == []  # adopted, not read whole
+    b.save_active_scene_status(P, EP, B, expected_version=1, mutate=_mutation("meta", 1, 5))
+    assert meta(a) == {**{f"k{i}": {"n": i % 4} for i in range(5)}, "k5": {"n": 1}}
+    assert full == []
+    assert meta(clapboard.open_store(tmp_path)) == meta(a)  # (a new process reads it whole)
+    a.close()
+    b.close()
+
+
+def test_a_body_edited_by_hand_after_a_compaction_is_read_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes are the proof: a rewritten body that is not exactly the kept state
+    re-encoded (here, edited by hand, checkpoint kept) is read whole and seen."""
+    a = new_store(tmp_path, compact_every=1)
+    b = clapboard.open_store(tmp_path)
+    _saves(a, 2)
+    b.load_active(P, EP, B)
+    _saves(a, 2)  # a compaction rewrites the body behind b's kept copy
+    text = body_path(a).read_text()
+    edited = text.replace('"n": 0', '"n": 7', 1)
+    assert edited != text and '"journal_checkpoint"' in edited
+    body_path(a).write_text(edited)
+    full = _full_reads(monkeypatch)
+    assert b.load_raw(P, EP, B)[0]["scene_metadata"]["k0"] == {"n": 7}
+    assert full == [body_path(a)]
+    a.close()
+    b.close()
+
+
+def test_peek_checkpoint_reads_only_the_top_level_stamp() -> None:
+    """A beat's own ``journal_checkpoint`` key (indented deeper) is never taken for the
+    body's; a body without one, or not in the canonical layout, gives None."""
+    cp = codec.Checkpoint(12, "0badc0de", 3456)
+    doc = Scene(scene_id="S", beats=[Beat(beat_id="b", beat_metadata={
+        "journal_checkpoint": {"seq": 1, "crc": "x", "offset": 2}})]).to_dict()
+    assert codec.peek_checkpoint(codec.encode_scene(doc, cp)) == cp
+    assert codec.peek_checkpoint(codec.encode_scene(doc)) is None
+    assert codec.peek_checkpoint(json.dumps({**doc, "journal_checkpoint": cp.to_dict()})
+                                 .encode()) is None  # one line: not our layout
 
 
 # -- lazy beats ----------------------------------------------------------------------------

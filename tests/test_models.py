@@ -170,8 +170,9 @@ def _outcome(fn: Any) -> tuple[str, str] | None:
 def test_check_stored_scene_agrees_with_from_dict(
         edits: list[tuple[str, tuple[object, ...], object]]) -> None:
     """The first read of a body checks the dict without building models: for any
-    damage, the same verdict and the very same error as building the scene."""
-    from clapboard.models import check_stored_scene
+    damage, the same verdict and the very same error as building the scene (and, beat
+    by beat, as building the beat)."""
+    from clapboard.models import check_stored_beat, check_stored_scene
 
     d: Any = sample_scene().to_dict()
     d["beats"][0]["takes"][1]["created_at"] = "2026-01-01T00:00:00+00:00"
@@ -190,6 +191,9 @@ def test_check_stored_scene_agrees_with_from_dict(
             continue  # the path no longer exists after an earlier edit
     before = json.dumps(d, sort_keys=True)
     assert _outcome(lambda: check_stored_scene(d)) == _outcome(lambda: Scene.from_dict(d))
+    beats = d.get("beats") if isinstance(d, dict) else None
+    for b in beats if isinstance(beats, list) else []:  # one beat alone (journal replay)
+        assert _outcome(lambda b=b: check_stored_beat(b)) == _outcome(lambda b=b: Beat.from_dict(b))
     assert json.dumps(d, sort_keys=True) == before  # checking never changes the input
 
 

@@ -202,6 +202,26 @@ def decode_body(data: bytes,
     return doc, Checkpoint.from_dict(raw, path)
 
 
+_CHECKPOINT_AT = b'\n  "' + CHECKPOINT_KEY.encode() + b'": {'
+
+
+def peek_checkpoint(data: bytes) -> Checkpoint | None:
+    """The checkpoint of body bytes in this module's own encoding, read without decoding
+    the body (a top-level key is the only one indented by two spaces); None when it is
+    not found that way. A hint only: whoever uses it proves the bytes by re-encoding."""
+    start = data.rfind(_CHECKPOINT_AT)
+    if start < 0:
+        return None
+    start += len(_CHECKPOINT_AT) - 1
+    end = data.find(b"\n  }", start)
+    if end < 0:
+        return None
+    try:
+        return Checkpoint.from_dict(orjson.loads(data[start:end + 4]))
+    except (orjson.JSONDecodeError, CorruptFileError):
+        return None
+
+
 def decode_manifest(data: bytes, path: Path | str | None = None) -> dict[str, Any]:
     return upgrade("manifest", loads(data, path), path)
 

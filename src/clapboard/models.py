@@ -656,7 +656,7 @@ def _check_scene_fields(d: JsonDict, extra: object) -> None:
 def check_stored_scene(data: object) -> None:
     """Raise the :class:`ValidationError` that ``Scene.from_dict(data)`` would raise,
     or nothing where it would succeed, without building the scene."""
-    fields, extra, beats = _stored_members("scene", data, _SCENE_KNOWN, _check_stored_beat)
+    fields, extra, beats = _stored_members("scene", data, _SCENE_KNOWN, check_stored_beat)
     v = fields["scene_id"]
     if type(v) is not str or not v:
         _nonempty_str("scene_id", v)
@@ -664,7 +664,9 @@ def check_stored_scene(data: object) -> None:
     _check_scene_fields(fields, extra)
 
 
-def _check_stored_beat(data: object) -> None:
+def check_stored_beat(data: object) -> None:
+    """Raise the :class:`ValidationError` that ``Beat.from_dict(data)`` would raise, or
+    nothing where it would succeed, without building the beat."""
     fields, extra, takes = _stored_members("beat", data, _BEAT_KNOWN, _check_stored_take)
     board = fields.get("board")
     if board is not None:

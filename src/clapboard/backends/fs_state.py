@@ -66,12 +66,17 @@ class BodyCache(KeptBodies[Entry]):
                     data: bytes) -> Entry:
         """The state of the body whose file holds ``data``, journal deltas applied."""
         kept = self.get(str(body_path))
-        if kept is not None and kept.body == data:
-            try:
+        entry: Entry | None = None
+        try:
+            if kept is not None and kept.body == data:
                 entry = _catch_up(kept, journal_path, version, from_body=False)
-            except _Rebase:
-                entry = materialize(body_path, journal_path, version, data)
-        else:
+            elif kept is not None:  # rewritten since (a compaction by another process?)
+                entry = _adopt(kept, journal_path, version, data)
+                if entry is not None:
+                    entry = _catch_up(entry, journal_path, version, from_body=False)
+        except _Rebase:
+            entry = None
+        if entry is None:
             entry = materialize(body_path, journal_path, version, data)
         if entry is not kept:
             self.put(str(body_path), entry)
@@ -132,6 +137,47 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
         return replace(entry, pos=new_pos)
     return replace(entry, pos=new_pos, pending=entry.pending + len(deltas),
                    state=apply_deltas(entry.state, deltas, journal_path))
+
+
+def _adopt(kept: Entry, journal_path: Path, version: int, data: bytes) -> Entry | None:
+    """The entry for a body rewritten since ``kept`` was read, without decoding it, when
+    it is the kept state brought up to the journal position it is stamped with: the
+    records from the kept position to that checkpoint applied, then encoded — if the
+    encoding is the file's bytes, byte for byte, that is proof, and decoding and
+    validating the file would give the same state. Otherwise None (read it whole).
+
+    Why: every ``compact_every`` saves a writer rewrites the body, and every other
+    process that keeps it used to decode and validate it whole on its next read (1.5 ms
+    at 208 KiB, 14 ms at 1.4 MiB); encoding and comparing costs a fifth of that."""
+    cp = codec.peek_checkpoint(data)
+    pos = kept.pos
+    if cp is None or pos is None or not pos.line or cp.seq < pos.seq or cp.offset < pos.end:
+        return None
+    try:
+        fd = os.open(journal_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        if (os.fstat(fd).st_ino != pos.ino
+                or os.pread(fd, len(pos.line), pos.end - len(pos.line)) != pos.line):
+            return None
+        chunk = os.pread(fd, cp.offset - pos.end, pos.end)
+    finally:
+        os.close(fd)
+    try:
+        scan = jr.scan_bytes(chunk, journal_path, seq=pos.seq, crc=pos.crc, base=pos.end)
+        tail = scan.tail
+        if (tail.seq, tail.crc, tail.valid_end, tail.size) != (cp.seq, cp.crc, cp.offset,
+                                                                cp.offset):
+            return None
+        deltas = [r for r in scan.records if is_delta(r, version)]
+        state = apply_deltas(kept.state, deltas, journal_path) if deltas else kept.state
+    except CorruptJournalError:
+        return None  # the whole read reports it, naming what is wrong
+    if codec.encode_scene(state.doc, cp) != data:
+        return None
+    line = _last_line(chunk, len(chunk)) if scan.records else pos.line
+    return Entry(data, cp, state, JournalPos(pos.ino, cp.offset, cp.seq, cp.crc, line), 0)
 
 
 def _last_line(data: bytes, end: int) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from clapboard.backends.base import BodyState, Doc
 from clapboard.changes import apply_changes, touched_parts
 from clapboard.errors import CorruptJournalError, ValidationError
-from clapboard.models import Beat, Scene
+from clapboard.models import check_stored_beat, check_stored_scene
 
 KEPT_BYTES = 16 << 20  # stored bytes of the bodies kept per process (the decoded
 # documents take a few times more); the least recently used go first
@@ -54,12 +54,12 @@ def apply_deltas(state: BodyState, deltas: list[Doc], where: object) -> BodyStat
     if not state.valid or parts is None:
         return BodyState(doc)
     beats, top = parts
-    try:
+    try:  # the stored-form checks: the same verdicts as building the models
         if top:
-            Scene.from_dict({**doc, "beats": []})  # the scene's own fields
+            check_stored_scene({**doc, "beats": []})  # the scene's own fields
         for raw in doc.get("beats") or []:
             if raw.get("beat_id") in beats:
-                Beat.from_dict(raw)
+                check_stored_beat(raw)
     except ValidationError:
         return BodyState(doc)
     return BodyState(doc, valid=True)
