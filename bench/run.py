@@ -133,19 +133,24 @@ class Timings(dict[str, float]):
 
 
 def interleaved(fns: dict[str, Callable[[], object]], reps: int,
-                warmup: int = 3) -> Timings:
+                warmup: int = 3, before_round: Callable[[], object] | None = None) -> Timings:
     """Median ms per call of each function, calling each once per round, in an order
     shuffled every round (seeded): what runs just before a call changes its time (a
     CPU-heavy predecessor leaves cold caches and slows the next sync on this host), so
-    no contender may always follow the same one."""
+    no contender may always follow the same one. ``before_round`` (untimed) runs first
+    in every round."""
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(warmup):
+        if before_round is not None:
+            before_round()
         for fn in fns.values():
             fn()
     clock = time.perf_counter
     order = list(fns.items())
     shuffle = random.Random(len(order) * 1009 + reps).shuffle
     for _ in range(reps):
+        if before_round is not None:
+            before_round()
         shuffle(order)
         for k, fn in order:
             t0 = clock()
@@ -378,6 +383,29 @@ def bench_size(work: Path, label: str, beats: int, takes: int, reps: int) -> lis
     rows.append(Row("cold load", label, kib, interleaved(
         {"clapboard": cb_cold_load, "seed": seed_load, "sqlite": sq_load, "floor": floor_load},
         reps), notes="clapboard: first read of the body in this process"))
+
+    # the load in a process that keeps the body, after another process's status save
+    # rewrote it (its compaction; with compact_every=1, every save of that writer does)
+    import clapboard as cb
+
+    other = cb.open_store(store.backend.root, lock_timeout=60, compact_every=1)
+    store.load_active_with_version(PROJECT, EPISODE, BATCH)
+
+    def other_writes() -> None:
+        b, t = pick()
+
+        def mutate(s: cb.Scene) -> None:
+            take = s.beats[b].takes[t]
+            take.status = _flip(take.status)
+
+        other.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
+                                       mutate=mutate)
+
+    rows.append(Row("load after compaction", label, kib, interleaved(
+        {"clapboard": cb_load, "seed": seed_load, "sqlite": sq_load, "floor": floor_load},
+        reps, before_round=other_writes),
+        notes="clapboard: a kept body another process has just rewritten"))
+    other.close()
 
     # runner save: the runner holds its scene and saves it after a take event
     cb_runner, _ = store.load_active_with_version(PROJECT, EPISODE, BATCH)
@@ -784,7 +812,7 @@ def _fmt(v: float | None) -> str:
 
 
 def print_rows(rows: list[Row]) -> None:
-    head = (f"{'operation':<18}{'scene':<8}{'KiB':>7}{'clapboard':>11}{'seed':>10}"
+    head = (f"{'operation':<23}{'scene':<8}{'KiB':>7}{'clapboard':>11}{'seed':>10}"
             f"{'sqlite':>10}{'floor':>9}{'cb/floor':>10}{'seed/cb':>9}{'sqlite/cb':>11}"
             f"{'cb mean':>11}")
     print(head)
@@ -792,7 +820,7 @@ def print_rows(rows: list[Row]) -> None:
     for r in rows:
         cb, seed, sq, fl = (r.ms.get(k) for k in ("clapboard", "seed", "sqlite", "floor"))
         assert cb is not None
-        print(f"{r.op:<18}{r.size:<8}{r.body_kib:>7.0f}{_fmt(cb):>11}{_fmt(seed):>10}"
+        print(f"{r.op:<23}{r.size:<8}{r.body_kib:>7.0f}{_fmt(cb):>11}{_fmt(seed):>10}"
               f"{_fmt(sq):>10}{_fmt(fl):>9}"
               f"{(cb / fl if fl else 0):>9.2f}x"
               f"{(seed / cb if seed else 0):>8.1f}x"
