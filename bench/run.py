@@ -386,21 +386,9 @@ def bench_size(work: Path, label: str, beats: int, takes: int, reps: int) -> lis
 
     # the load in a process that keeps the body, after another process's status save
     # rewrote it (its compaction; with compact_every=1, every save of that writer does)
-    import clapboard as cb
-
-    other = cb.open_store(store.backend.root, lock_timeout=60, compact_every=1)
+    other = clapboard.open_store(store.backend.root, lock_timeout=60, compact_every=1)
     store.load_active_with_version(PROJECT, EPISODE, BATCH)
-
-    def other_writes() -> None:
-        b, t = pick()
-
-        def mutate(s: cb.Scene) -> None:
-            take = s.beats[b].takes[t]
-            take.status = _flip(take.status)
-
-        other.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
-                                       mutate=mutate)
-
+    other_writes = _status_saver(other, BATCH, beats, takes)
     rows.append(Row("load after compaction", label, kib, interleaved(
         {"clapboard": cb_load, "seed": seed_load, "sqlite": sq_load, "floor": floor_load},
         reps, before_round=other_writes),
