@@ -599,3 +599,38 @@ def test_a_hand_written_delta_with_a_bad_value_is_reported(tmp_path: Path) -> No
         with pytest.raises(ValidationError, match="status") as e:
             reader.load_active(P, EP, B)
         assert str(body_path(store)) in str(e.value)
+
+
+def test_a_row_another_writer_compacted_is_adopted_on_postgres(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """The PostgreSQL side of adoption: a body row another store rewrote (new token) is
+    proven by the kept state brought to the row's checkpoint and re-encoded — no decode;
+    a row whose text differs (edited by hand) is decoded and seen."""
+    import psycopg
+
+    a = new_store(pg_url, compact_every=3)
+    b = clapboard.open_store(pg_url)
+    for store in (a, b):
+        store.load_active(P, EP, B)
+    decoded: list[int] = []
+    real = codec.decode_scene
+
+    def counting(data: bytes, *args: Any) -> Any:
+        decoded.append(len(data))
+        return real(data, *args)
+
+    monkeypatch.setattr(codec, "decode_scene", counting)
+    for i in range(5):  # a's 4th save rewrites the row (a new token)
+        a.save_active_scene_status(P, EP, B, expected_version=1,
+                                   mutate=_mutation("meta", i % 4, i))
+    assert b.load_active(P, EP, B).to_dict() == a.load_active(P, EP, B).to_dict()
+    assert decoded == []
+    for i in range(5, 8):  # and again, then a hand edit of the row behind b's back
+        a.save_active_scene_status(P, EP, B, expected_version=1,
+                                   mutate=_mutation("meta", i % 4, i))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE clapboard_bodies SET body = replace(body, '\"n\": 0', '\"n\": 7')")
+    assert b.load_raw(P, EP, B)[0]["scene_metadata"]["k0"] == {"n": 7}
+    assert len(decoded) == 1
+    a.close()
+    b.close()

@@ -72,7 +72,9 @@ def materialize(kept: KeptBodies[PgEntry], execute: Execute, key: tuple[str, str
     entry = kept.get(label)
     if (entry is None or not token or entry.token != token or entry.seq > tail_seq
             or (entry.seq == tail_seq and entry.crc != tail_crc)):
-        entry = _fresh(execute, key, artifact, label, tail_seq, tail_crc)
+        # (a kept state of an older row may still prove the new one: see _adopt)
+        old = entry if entry is not None and entry.crc and entry.seq <= tail_seq else None
+        entry = _fresh(execute, key, artifact, label, tail_seq, tail_crc, version, old)
         if entry is None:
             kept.drop(label)
             return None
@@ -91,7 +93,10 @@ def materialize(kept: KeptBodies[PgEntry], execute: Execute, key: tuple[str, str
 
 
 def _fresh(execute: Execute, key: tuple[str, str, str], artifact: str, label: str,
-           tail_seq: int, tail_crc: str) -> PgEntry | None:
+           tail_seq: int, tail_crc: str, version: int = 0,
+           old: PgEntry | None = None) -> PgEntry | None:
+    """The body row as stored; decoded, unless ``old`` (a kept state of an earlier row
+    of this body) proves it (:func:`_adopt`)."""
     got = execute(
         f"SELECT body, token, checkpoint FROM clapboard_bodies WHERE {_WHERE} "
         "AND artifact = %s", (*key, artifact)).fetchone()
@@ -102,10 +107,43 @@ def _fresh(execute: Execute, key: tuple[str, str, str], artifact: str, label: st
         raise CorruptJournalError(
             f"body {label} includes journal seq {checkpoint}, but the journal ends at "
             f"seq {tail_seq}", path=label, hint="restore the journal from a backup")
+    data = text.encode()
+    if old is not None and old.seq <= checkpoint:
+        adopted = _adopt(old, execute, key, version, label, checkpoint, data)
+        if adopted is not None:
+            return replace(adopted, token=token, size=len(text))
     with codec.gc_paused():
-        doc = codec.decode_scene(text.encode(), label)
+        doc = codec.decode_scene(data, label)
     crc = tail_crc if checkpoint == tail_seq else ""
     return PgEntry(token, checkpoint, crc, BodyState(doc), 0, len(text))
+
+
+def _adopt(old: PgEntry, execute: Execute, key: tuple[str, str, str], version: int,
+           label: str, checkpoint: int, data: bytes) -> PgEntry | None:
+    """A rewritten body row (another process's compaction) proven by a kept state of an
+    earlier row: the journal records from the kept one up to the row's checkpoint
+    applied, then encoded — if that is the row's text, byte for byte, decoding and
+    validating it would give the same state. None otherwise (decode it)."""
+    rows = execute(f"SELECT record FROM clapboard_journal WHERE {_WHERE} AND seq > %s "
+                   "AND seq <= %s ORDER BY seq", (*key, old.seq, checkpoint)).fetchall()
+    seq, crc = old.seq, old.crc
+    records = []
+    for (text,) in rows:
+        rec = jr.check_line(str(text).encode())
+        if rec is None or rec.get("seq") != seq + 1 or rec.get("prev") != crc:
+            return None  # damage or another chain: the whole read decides
+        seq, crc = rec["seq"], rec["crc"]
+        records.append(rec)
+    if seq != checkpoint:
+        return None
+    deltas = [r for r in records if is_delta(r, version)]
+    try:
+        state = apply_deltas(old.state, deltas, label) if deltas else old.state
+    except CorruptJournalError:
+        return None
+    if codec.encode_scene(state.doc) != data:
+        return None
+    return PgEntry(old.token, seq, crc, state, 0, len(data))
 
 
 def _catch_up(entry: PgEntry, execute: Execute, key: tuple[str, str, str], version: int,
