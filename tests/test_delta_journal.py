@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -634,3 +635,71 @@ def test_a_row_another_writer_compacted_is_adopted_on_postgres(
     assert len(decoded) == 1
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize("damage", ["replaced", "edited", "truncated", "none"])
+def test_adoption_never_changes_what_a_read_gives(tmp_path: Path, damage: str) -> None:
+    """Whatever happened to the journal between a kept body and the compaction that
+    rewrote it, the process that kept it reads exactly what a new process reads (the same
+    scene, or the same error): adoption only ever saves work."""
+    a = new_store(tmp_path, compact_every=4)
+    b = clapboard.open_store(tmp_path)
+    for store in (a, b):
+        store.load_active(P, EP, B)
+    _saves(a, 6)  # a compaction (at the 5th) behind b's kept body, records on both sides
+    path = journal_path(a)
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    if damage == "replaced":  # the same bytes under a new inode
+        tmp = path.with_name(path.name + ".copy")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    elif damage == "edited":  # a record b has not seen, before the body's checkpoint
+        lines[2] = lines[2].replace(b'"n":', b'"N":', 1)
+        path.write_bytes(b"".join(lines))
+    elif damage == "truncated":  # the body's checkpoint is no longer in the journal
+        path.write_bytes(b"".join(lines[:3]))
+
+    def outcome(store: Any) -> Any:
+        try:
+            return store.load_raw(P, EP, B)[0]
+        except clapboard.ClapboardError as e:
+            return type(e).__name__
+
+    expected = outcome(clapboard.open_store(tmp_path))
+    assert outcome(b) == expected
+    if damage in ("none", "replaced", "edited"):
+        assert isinstance(expected, dict) and len(meta(clapboard.open_store(tmp_path))) == 6
+    else:
+        assert expected == "CorruptJournalError"
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("damage", ["edited", "none"])
+def test_adoption_never_changes_what_a_read_gives_on_postgres(
+        pg_url: str, damage: str) -> None:  # noqa: F811
+    """The PostgreSQL side: a journal record edited between a kept state and the row's
+    checkpoint makes adoption step aside; the kept reader reads what a new one reads."""
+    import psycopg
+
+    a = new_store(pg_url, compact_every=4)
+    b = clapboard.open_store(pg_url)
+    for store in (a, b):
+        store.load_active(P, EP, B)
+    _saves(a, 6)
+    if damage == "edited":
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("UPDATE clapboard_journal SET record = replace(record, '\"n\":', "
+                         "'\"N\":') WHERE seq = 3")
+
+    def outcome(store: Any) -> Any:
+        try:
+            return store.load_raw(P, EP, B)[0]
+        except clapboard.ClapboardError as e:
+            return type(e).__name__
+
+    fresh = clapboard.open_store(pg_url)
+    assert outcome(b) == outcome(fresh)
+    for store in (a, b, fresh):
+        store.close()
