@@ -26,7 +26,7 @@ from pathlib import Path
 
 from clapboard import codec
 from clapboard.backends.base import BodyState
-from clapboard.backends.replay import KeptBodies, apply_deltas, is_delta
+from clapboard.backends.replay import KeptBodies, apply_deltas, is_delta, reencoded
 from clapboard.codec import Checkpoint
 from clapboard.errors import CorruptJournalError
 from clapboard.io import journal as jr
@@ -166,15 +166,14 @@ def _adopt(kept: Entry, journal_path: Path, version: int, data: bytes) -> Entry 
         os.close(fd)
     try:
         scan = jr.scan_bytes(chunk, journal_path, seq=pos.seq, crc=pos.crc, base=pos.end)
-        tail = scan.tail
-        if (tail.seq, tail.crc, tail.valid_end, tail.size) != (cp.seq, cp.crc, cp.offset,
-                                                                cp.offset):
-            return None
-        deltas = [r for r in scan.records if is_delta(r, version)]
-        state = apply_deltas(kept.state, deltas, journal_path) if deltas else kept.state
     except CorruptJournalError:
         return None  # the whole read reports it, naming what is wrong
-    if codec.encode_scene(state.doc, cp) != data:
+    tail = scan.tail
+    if (tail.seq, tail.crc, tail.valid_end, tail.size) != (cp.seq, cp.crc, cp.offset,
+                                                            cp.offset):
+        return None
+    state = reencoded(kept.state, scan.records, version, journal_path, data, cp)
+    if state is None:
         return None
     line = _last_line(chunk, len(chunk)) if scan.records else pos.line
     return Entry(data, cp, state, JournalPos(pos.ino, cp.offset, cp.seq, cp.crc, line), 0)

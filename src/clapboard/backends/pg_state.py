@@ -20,7 +20,7 @@ from typing import Any
 
 from clapboard import codec
 from clapboard.backends.base import BodyState
-from clapboard.backends.replay import KeptBodies, apply_deltas, is_delta
+from clapboard.backends.replay import KeptBodies, apply_deltas, is_delta, reencoded
 from clapboard.errors import CorruptJournalError
 from clapboard.io import journal as jr
 
@@ -136,14 +136,8 @@ def _adopt(old: PgEntry, execute: Execute, key: tuple[str, str, str], version: i
         records.append(rec)
     if seq != checkpoint:
         return None
-    deltas = [r for r in records if is_delta(r, version)]
-    try:
-        state = apply_deltas(old.state, deltas, label) if deltas else old.state
-    except CorruptJournalError:
-        return None
-    if codec.encode_scene(state.doc) != data:
-        return None
-    return PgEntry(old.token, seq, crc, state, 0, len(data))
+    state = reencoded(old.state, records, version, label, data)
+    return None if state is None else PgEntry(old.token, seq, crc, state, 0, len(data))
 
 
 def _catch_up(entry: PgEntry, execute: Execute, key: tuple[str, str, str], version: int,

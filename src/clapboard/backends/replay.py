@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Generic, Protocol, TypeVar
 
+from clapboard import codec
 from clapboard.backends.base import BodyState, Doc
 from clapboard.changes import apply_changes, touched_parts
 from clapboard.errors import CorruptJournalError, ValidationError
@@ -63,6 +64,20 @@ def apply_deltas(state: BodyState, deltas: list[Doc], where: object) -> BodyStat
     except ValidationError:
         return BodyState(doc)
     return BodyState(doc, valid=True)
+
+
+def reencoded(state: BodyState, records: list[Doc], version: int, where: object,
+              stored: bytes, checkpoint: codec.Checkpoint | None = None) -> BodyState | None:
+    """``state`` with the delta records among ``records`` applied, when that encodes to
+    the ``stored`` body bytes exactly (with ``checkpoint`` stamped in, as a folder body
+    carries it): the proof that decoding and validating ``stored`` would give the same
+    state. None when it does not, or a record does not apply (the whole read decides)."""
+    deltas = [r for r in records if is_delta(r, version)]
+    try:
+        state = apply_deltas(state, deltas, where) if deltas else state
+    except CorruptJournalError:
+        return None
+    return state if codec.encode_scene(state.doc, checkpoint) == stored else None
 
 
 class Sized(Protocol):
