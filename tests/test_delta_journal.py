@@ -637,6 +637,14 @@ def test_a_row_another_writer_compacted_is_adopted_on_postgres(
     b.close()
 
 
+def _outcome(store: Any) -> Any:
+    """What reading the batch gives: the stored scene, or the error's class name."""
+    try:
+        return store.load_raw(P, EP, B)[0]
+    except clapboard.ClapboardError as e:
+        return type(e).__name__
+
+
 @pytest.mark.parametrize("damage", ["replaced", "edited", "truncated", "none"])
 def test_adoption_never_changes_what_a_read_gives(tmp_path: Path, damage: str) -> None:
     """Whatever happened to the journal between a kept body and the compaction that
@@ -660,14 +668,8 @@ def test_adoption_never_changes_what_a_read_gives(tmp_path: Path, damage: str) -
     elif damage == "truncated":  # the body's checkpoint is no longer in the journal
         path.write_bytes(b"".join(lines[:3]))
 
-    def outcome(store: Any) -> Any:
-        try:
-            return store.load_raw(P, EP, B)[0]
-        except clapboard.ClapboardError as e:
-            return type(e).__name__
-
-    expected = outcome(clapboard.open_store(tmp_path))
-    assert outcome(b) == expected
+    expected = _outcome(clapboard.open_store(tmp_path))
+    assert _outcome(b) == expected
     if damage in ("none", "replaced", "edited"):
         assert isinstance(expected, dict) and len(meta(clapboard.open_store(tmp_path))) == 6
     else:
@@ -693,13 +695,7 @@ def test_adoption_never_changes_what_a_read_gives_on_postgres(
             conn.execute("UPDATE clapboard_journal SET record = replace(record, '\"n\":', "
                          "'\"N\":') WHERE seq = 3")
 
-    def outcome(store: Any) -> Any:
-        try:
-            return store.load_raw(P, EP, B)[0]
-        except clapboard.ClapboardError as e:
-            return type(e).__name__
-
     fresh = clapboard.open_store(pg_url)
-    assert outcome(b) == outcome(fresh)
+    assert _outcome(b) == _outcome(fresh)
     for store in (a, b, fresh):
         store.close()
