@@ -8,8 +8,9 @@ Two views of the same workload (flip one take's status, as a runner does per eve
   the same backend transaction, each timed (median over ``--reps`` saves). The steps
   mirror store.py; the "end to end" line is the real method, for comparison;
 * ``--cprofile``: the real method under cProfile, top functions by own time;
-* ``--pg URL``: the PostgreSQL backend's status save split into its two round trips and
-  the client's own work, each save paired with a bare UPDATE.
+* ``--pg URL``: the PostgreSQL backend's status save split into its round trips (one
+  when optimistic, two when locked) and the client's own work, each save paired with a
+  bare UPDATE.
 """
 
 from __future__ import annotations
@@ -96,15 +97,19 @@ def _saver(store: Any, beats: int, takes: int) -> Callable[[], None]:
 
 
 def profile_pg(url: str, beats: int, takes: int, reps: int) -> None:
-    """A PostgreSQL status save split into its two round trips and the client's own work,
-    each save paired with a bare single-row UPDATE on another connection (medians)."""
+    """A PostgreSQL status save split into its round trips and the client's own work —
+    the optimistic save (one trip) and, on a store opened with ``optimistic=False``, the
+    locked one (two) — each save paired with a bare single-row UPDATE through libpq on
+    another connection (medians)."""
     import uuid
 
     import psycopg
 
     import clapboard
+    import clapboard.backends.pg_optimistic as pg_optimistic
     import clapboard.backends.postgres as pg_backend
     from bench.run import _status_saver
+    from clapboard.backends.pg_wire import Statement
 
     trips: list[float] = []
     real_trip = pg_backend.round_trip
@@ -116,42 +121,67 @@ def profile_pg(url: str, beats: int, takes: int, reps: int) -> None:
         finally:
             trips.append(time.perf_counter() - t0)
 
-    store = clapboard.open_store(url, lock_timeout=60)
-    batch = f"PROFILE_{uuid.uuid4().hex[:8]}"
+    bare_update = Statement(b"bench_bare", b"UPDATE bench_bare SET n = n + 1 WHERE id = 1")
+    results: dict[bool, list[tuple[float, ...]]] = {}
+    pg_backend.round_trip = timed_trip  # type: ignore[assignment]
+    pg_optimistic.round_trip = timed_trip  # type: ignore[assignment]
     try:
-        store.write_scene_candidate(PROJECT, EPISODE, batch, clapboard.Scene.from_dict(
-            scene_dict(batch, beats, takes)))
-        save = _status_saver(store, batch, beats, takes)
-        pg_backend.round_trip = timed_trip  # type: ignore[assignment]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS bench_bare (id int PRIMARY KEY, n int)")
             conn.execute("INSERT INTO bench_bare VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
-            for _ in range(100):  # past the first compaction, statements prepared
-                save()
-            rows: list[tuple[float, float, float, float]] = []
-            for _ in range(reps):
-                trips.clear()
-                t0 = time.perf_counter()
-                save()
-                total = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                conn.execute("UPDATE bench_bare SET n = n + 1 WHERE id = 1")
-                bare = time.perf_counter() - t0
-                if len(trips) == 2:  # (a lock trip retried after DISCARD ALL makes three)
-                    rows.append((total, trips[0], trips[1], bare))
+            for optimistic in (True, False):
+                store = clapboard.open_store(url, lock_timeout=60, optimistic=optimistic)
+                batch = f"PROFILE_{uuid.uuid4().hex[:8]}"
+                want = 1 if optimistic else 2  # (a compaction, a retry: more; left out)
+                try:
+                    store.write_scene_candidate(PROJECT, EPISODE, batch,
+                                                clapboard.Scene.from_dict(
+                                                    scene_dict(batch, beats, takes)))
+                    save = _status_saver(store, batch, beats, takes)
+                    for _ in range(100):  # past the first compaction, statements prepared
+                        save()
+                    rows = results[optimistic] = []
+                    for _ in range(reps):
+                        trips.clear()
+                        t0 = time.perf_counter()
+                        save()
+                        total = time.perf_counter() - t0
+                        got = list(trips)
+                        t0 = time.perf_counter()
+                        real_trip(conn, [(bare_update, ())])
+                        bare = time.perf_counter() - t0
+                        if len(got) == want:
+                            rows.append((total, bare, *got))
+                finally:
+                    store.close()
     finally:
         pg_backend.round_trip = real_trip  # type: ignore[assignment]
-        store.close()
-    med = [statistics.median(r[i] for r in rows) * 1e3 for i in range(4)]
-    rest = statistics.median(r[0] - r[1] - r[2] for r in rows) * 1e3
-    print(f"PostgreSQL status save, {beats} beats x {takes} takes, median of {len(rows)} "
-          "(each paired with a bare UPDATE):")
-    print(f"  {'lock trip (BEGIN, row lock, body tokens)':<52}{med[1]:8.3f} ms")
-    print(f"  {'commit trip (journal insert + NOTIFY, COMMIT)':<52}{med[2]:8.3f} ms")
-    print(f"  {'client work (pool, closure, checks, record)':<52}{rest:8.3f} ms")
-    print(f"  {'end to end':<52}{med[0]:8.3f} ms")
-    print(f"  {'bare single-row UPDATE (psycopg, autocommit)':<52}{med[3]:8.3f} ms")
-    print(f"  {'ratio':<52}{med[0] / med[3]:8.2f}x")
+        pg_optimistic.round_trip = real_trip  # type: ignore[assignment]
+
+    def med(rows: list[tuple[float, ...]], f: Any) -> float:
+        return statistics.median(f(r) for r in rows) * 1e3
+
+    print(f"PostgreSQL status save, {beats} beats x {takes} takes, medians (each save "
+          "paired with a bare UPDATE through libpq):")
+    one, two = results[True], results[False]
+    print(f"optimistic (the default), {len(one)} saves:")
+    print(f"  {'one trip (conditional record + NOTIFY, commit)':<52}"
+          f"{med(one, lambda r: r[2]):8.3f} ms")
+    print(f"  {'client work (pool, closure, checks, record)':<52}"
+          f"{med(one, lambda r: r[0] - r[2]):8.3f} ms")
+    print(f"  {'end to end':<52}{med(one, lambda r: r[0]):8.3f} ms")
+    print(f"  {'bare single-row UPDATE (libpq)':<52}{med(one, lambda r: r[1]):8.3f} ms")
+    print(f"  {'ratio':<52}{med(one, lambda r: r[0]) / med(one, lambda r: r[1]):8.2f}x")
+    print(f"locked (optimistic=False), {len(two)} saves:")
+    print(f"  {'lock trip (BEGIN, row lock, body tokens)':<52}"
+          f"{med(two, lambda r: r[2]):8.3f} ms")
+    print(f"  {'commit trip (journal insert + NOTIFY, COMMIT)':<52}"
+          f"{med(two, lambda r: r[3]):8.3f} ms")
+    print(f"  {'client work (pool, closure, checks, record)':<52}"
+          f"{med(two, lambda r: r[0] - r[2] - r[3]):8.3f} ms")
+    print(f"  {'end to end':<52}{med(two, lambda r: r[0]):8.3f} ms")
+    print(f"  {'bare single-row UPDATE (libpq)':<52}{med(two, lambda r: r[1]):8.3f} ms")
+    print(f"  {'ratio':<52}{med(two, lambda r: r[0]) / med(two, lambda r: r[1]):8.2f}x")
 
 
 def main(argv: list[str] | None = None) -> int:

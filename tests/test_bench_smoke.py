@@ -86,5 +86,6 @@ def test_profile_status_runs_on_both_backends(pg_url: str,  # noqa: F811
     assert "end to end (Store method)" in folder and "journal record append" in folder
     assert main(["3", "2", "--reps", "5", "--pg", pg_url]) == 0
     pg = capsys.readouterr().out
-    for phase in ("lock trip", "commit trip", "client work", "bare single-row UPDATE"):
+    for phase in ("one trip", "lock trip", "commit trip", "client work",
+                  "bare single-row UPDATE"):
         assert phase in pg, pg

@@ -12,7 +12,9 @@ import time
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
+from psycopg import sql as psql
 
 import clapboard
 from clapboard import (
@@ -58,8 +60,17 @@ def test_schema_is_created_versioned_and_reopened(pg_url: str) -> None:  # noqa:
     assert sql_rows(pg_url, "SELECT version FROM clapboard_schema") == [(LAYOUT_VERSION,)]
 
 
+def downgrade_layout_4(url: str) -> None:
+    """Put back layout 3's journal (its foreign key, no delete trigger)."""
+    sql_rows(url, "DROP TRIGGER clapboard_batch_deleted ON clapboard_batches")
+    sql_rows(url, "DROP FUNCTION clapboard_batch_deleted()")
+    sql_rows(url, "ALTER TABLE clapboard_journal ADD FOREIGN KEY (project, episode, batch_id) "
+                  "REFERENCES clapboard_batches ON DELETE CASCADE")
+
+
 def downgrade_layout_3(url: str) -> None:
-    """Take away what layout 3 added (as a store written by an older clapboard)."""
+    """Take away what layouts 3 and 4 added (as a store written by an older clapboard)."""
+    downgrade_layout_4(url)
     sql_rows(url, "DROP TRIGGER clapboard_body_token ON clapboard_bodies")
     sql_rows(url, "DROP FUNCTION clapboard_body_token()")
     sql_rows(url, "ALTER TABLE clapboard_bodies DROP COLUMN token, DROP COLUMN checkpoint")
@@ -105,6 +116,47 @@ def test_layout_2_bodies_gain_token_and_checkpoint(pg_url: str) -> None:  # noqa
     assert [r["detail"].get("delta") for r in store.history(P, EP, "SEQ_A")][-3:] == \
         [True] * 3
     store.close()
+
+
+def _journal_keys(url: str) -> list[tuple[object, ...]]:
+    return sql_rows(url, "SELECT conname FROM pg_constraint WHERE contype = 'f' "
+                         "AND conrelid = 'clapboard_journal'::regclass")
+
+
+def test_layout_3_journal_loses_its_foreign_key_and_keeps_its_cascade(
+        pg_url: str) -> None:  # noqa: F811
+    """Layout 4: no foreign key checked on every journal insert; a batch row deleted by
+    hand still takes its journal with it, and fsck reports journal rows left without a
+    batch (inserted by hand)."""
+    store = clapboard.open_store(pg_url)
+    store.init_scenes_from_plan(P, EP, {"sequences": {"A": {"shots": [{"id": "a"}]},
+                                                      "B": {"shots": [{"id": "b"}]}}})
+    store.close()
+    downgrade_layout_4(pg_url)
+    sql_rows(pg_url, "UPDATE clapboard_schema SET version = 3")
+    assert len(_journal_keys(pg_url)) == 1
+    store = clapboard.open_store(pg_url)
+    try:
+        assert sql_rows(pg_url, "SELECT version FROM clapboard_schema") == [(LAYOUT_VERSION,)]
+        assert _journal_keys(pg_url) == []
+        store.save_active_scene_status(P, EP, "A", expected_version=None, mutate=bump)
+        assert store.fsck().clean
+        # Deleted by a session whose search_path is elsewhere: the trigger names its
+        # own schema's journal.
+        schema = str(sql_rows(pg_url, "SELECT current_schema()")[0][0])
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("SET search_path = pg_catalog")
+            conn.execute(psql.SQL("DELETE FROM {}.clapboard_batches WHERE batch_id = 'A'")
+                         .format(psql.Identifier(schema)))
+        assert sql_rows(pg_url, "SELECT DISTINCT batch_id FROM clapboard_journal") == [("B",)]
+        sql_rows(pg_url, "DELETE FROM clapboard_bodies WHERE batch_id = 'B'")
+        sql_rows(pg_url, "ALTER TABLE clapboard_batches DISABLE TRIGGER clapboard_batch_deleted")
+        sql_rows(pg_url, "DELETE FROM clapboard_batches WHERE batch_id = 'B'")
+        problems = store.fsck().problems
+        assert [(p.kind, p.path.rsplit("/", 1)[-1]) for p in problems] == \
+            [("orphan-journal", "ep_001_B.journal")]
+    finally:
+        store.close()
 
 
 def test_a_newer_layout_is_refused(pg_url: str) -> None:  # noqa: F811
@@ -455,7 +507,6 @@ def test_an_infinite_lock_timeout_waits_as_long_as_postgres_allows(
 
 
 def test_a_long_non_ascii_schema_name_still_notifies() -> None:
-    from psycopg import sql as psql
 
     from tests.conftest import pg_url_or_skip
     from tests.pg_support import with_schema
@@ -490,44 +541,6 @@ def test_reads_on_a_broken_store_are_typed_errors(pg_url: str) -> None:  # noqa:
         with pytest.raises(ClapboardError, match="PostgreSQL store"):
             read()
     store.close()
-
-
-def test_status_save_is_two_round_trips(pg: clapboard.Store, tmp_path: Any) -> None:
-    """A warm status save talks to the server twice: [BEGIN, lock, tokens] and
-    [journal record, COMMIT] (issue 6: a bare UPDATE commit takes three)."""
-    from psycopg import pq
-
-    backend = pg.backend
-    assert isinstance(backend, PostgresBackend)
-    for _ in range(3):  # warm: kept state, prepared statements, session lock_timeout
-        pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
-    trace = tmp_path / "trace.txt"
-    real = backend._pool.connection
-
-    def traced(*a: Any, **k: Any) -> Any:
-        from contextlib import contextmanager
-
-        @contextmanager
-        def cm() -> Any:
-            with real(*a, **k) as conn, open(trace, "w") as f:
-                conn.pgconn.trace(f.fileno())
-                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-                try:
-                    yield conn
-                finally:
-                    conn.pgconn.untrace()
-        return cm()
-
-    backend._pool.connection = traced  # type: ignore[method-assign]
-    try:
-        pg.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
-    finally:
-        backend._pool.connection = real  # type: ignore[method-assign]
-    sent = [line.split("\t") for line in trace.read_text().splitlines()]
-    syncs = [f for f in sent if f[0] == "F" and f[2] == "Sync"]
-    queries = [f for f in sent if f[0] == "F" and f[2] == "Query"]
-    assert len(syncs) == 2 and not queries, trace.read_text()
-    assert counter(pg) == 4
 
 
 def test_commit_whose_reply_is_lost_is_settled_as_committed(

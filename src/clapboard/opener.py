@@ -25,7 +25,10 @@ def open_store(location: str | os.PathLike[str] | None = None, **options: Any) -
     Options: ``lock_timeout`` (seconds, default ``CLAPBOARD_LOCK_TIMEOUT`` or 30),
     ``compact_every`` (status saves committed by their journal record before a body is
     rewritten whole, default 64; 0 rewrites it on every save), ``allow_network_fs``
-    (filesystem), ``pool_size`` (PostgreSQL).
+    (filesystem), ``pool_size`` (PostgreSQL), ``optimistic`` (PostgreSQL, default True:
+    a status save is first tried in one round trip against the state this process last
+    saw, and after a conflict its closure runs a second time, under the lock; False runs
+    every closure once, under the lock, as a folder store always does).
     """
     if location is None:
         location = os.environ.get("CLAPBOARD_STORE") or None
@@ -47,6 +50,7 @@ def open_store(location: str | os.PathLike[str] | None = None, **options: Any) -
     from clapboard.backends.filesystem import FilesystemBackend
 
     allow = bool(options.pop("allow_network_fs", False))
+    options.pop("optimistic", None)  # a folder store's closures always run once
     if options:
         raise TypeError(f"unknown open_store options: {sorted(options)}")
     return Store(FilesystemBackend(store_root(location), allow_network_fs=allow,

@@ -27,7 +27,7 @@ from typing import Any
 
 from clapboard import codec
 from clapboard import versions as _versions
-from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
+from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, OptimisticMiss, Report
 from clapboard.changes import beat_changes, changed_paths, take_field_changes
 from clapboard.errors import (
     SceneIdentityMismatchError,
@@ -304,58 +304,83 @@ class Store:
         ``create_missing=False`` refuses the cold start with ``SceneNotFoundError``
         (operator actions on a scene that does not exist).
         Returns the scene as written.
+
+        On a backend that offers it (PostgreSQL, unless opened with
+        ``optimistic=False``), a save without ``post_write`` is first tried against the
+        state this process last saw, and commits only if no other writer committed since
+        — one round trip instead of two. When another writer got there first, nothing
+        is written and the closure runs again, on the newest state, under the lock: a
+        closure must only change the scene it is given (a side effect of its own may
+        happen twice).
         """
         who = resolve_actor(actor)
+        _, ep = self._names(project, episode, batch_id)
+        args = (batch_id, expected_version, mutate, post_write, who, op, create_missing)
+        if post_write is None:
+            attempt = self.backend.optimistic_batch(project, ep, batch_id,
+                                                    timeout=self.lock_timeout, op=op)
+            if attempt is not None:
+                try:
+                    with attempt as tx:
+                        return self._save_status(tx, *args)
+                except OptimisticMiss:
+                    pass  # nothing was written: again, under the lock
         with self.transaction(project, episode, batch_id, op) as tx:
-            manifest, version, artifact = self._locked_active(tx, expected_version)
-            state = tx.read_state(version, manifest)
-            if state is None:
-                if manifest is not None or not create_missing:
-                    raise self._missing(tx, manifest, version, artifact)
-                scene = Scene(scene_id=batch_id)
-                mutate(scene)
-                scene.validate()
-                new = scene.to_dict()
-                tx.create_body(version, new, artifact)
-                if post_write is not None:
-                    post_write(scene)
-                self._journal(tx, "create", version, who,
-                              {"changes": changed_paths({}, new), "via": op})
-                return scene
-            # The stored body is validated (once per stored state) before the closure
-            # sees it, so a corrupt body is reported as such, naming its file. The scene
-            # is lazy: only the beats the closure uses are built, each from its own copy.
-            scene = self._scene_of(state, project, tx.episode, batch_id, version, manifest)
+            return self._save_status(tx, *args)
+
+    def _save_status(self, tx: BatchTx, batch_id: str, expected_version: int | None,
+                     mutate: Mutate, post_write: PostWrite | None, who: str, op: str,
+                     create_missing: bool) -> Scene:
+        project = tx.project
+        manifest, version, artifact = self._locked_active(tx, expected_version)
+        state = tx.read_state(version, manifest)
+        if state is None:
+            if manifest is not None or not create_missing:
+                raise self._missing(tx, manifest, version, artifact)
+            scene = Scene(scene_id=batch_id)
             mutate(scene)
-            after: Doc | None = None
-            edits = take_field_edits(scene, state.doc)  # validated, structure as stored
-            if edits is not None:  # only take fields assigned: the changes are read off
-                changes, after = take_field_changes(state.doc, edits)
-            else:
-                # Every beat the closure built or assigned, and the scene, validated;
-                # the positions of those beats are the only ones that need looking at.
-                touched = validate_changed(scene, state.doc.get("beats") or [])
-                if structure_changed(scene, state.doc, touched):
-                    raise SceneStructureImmutableError(
-                        batch_id, version, structural_mutations(state.doc, scene.to_dict())
-                    )
-                assert touched is not None
-                with codec.gc_paused():
-                    new = scene.dict_with_beats([stored_view(scene.beats[i]) for i in touched])
-                    changes = beat_changes(state.doc, new, touched)
-            if not changes:  # nothing to write, nothing to journal
-                if post_write is not None:
-                    post_write(scene)
-                return scene
-            record = self._record(op, version, who, {"changes": changes})
-            if post_write is None:
-                tx.commit_changes(version, artifact, state, lambda: shared_dict(scene), record,
-                                  after)
-            else:  # the hook may fail: write the whole body, so a rollback restores it
-                tx.write_body(version, shared_dict(scene), artifact)
+            scene.validate()
+            new = scene.to_dict()
+            tx.create_body(version, new, artifact)
+            if post_write is not None:
                 post_write(scene)
-                tx.append_journal(record)
+            self._journal(tx, "create", version, who,
+                          {"changes": changed_paths({}, new), "via": op})
             return scene
+        # The stored body is validated (once per stored state) before the closure
+        # sees it, so a corrupt body is reported as such, naming its file. The scene
+        # is lazy: only the beats the closure uses are built, each from its own copy.
+        scene = self._scene_of(state, project, tx.episode, batch_id, version, manifest)
+        mutate(scene)
+        after: Doc | None = None
+        edits = take_field_edits(scene, state.doc)  # validated, structure as stored
+        if edits is not None:  # only take fields assigned: the changes are read off
+            changes, after = take_field_changes(state.doc, edits)
+        else:
+            # Every beat the closure built or assigned, and the scene, validated;
+            # the positions of those beats are the only ones that need looking at.
+            touched = validate_changed(scene, state.doc.get("beats") or [])
+            if structure_changed(scene, state.doc, touched):
+                raise SceneStructureImmutableError(
+                    batch_id, version, structural_mutations(state.doc, scene.to_dict())
+                )
+            assert touched is not None
+            with codec.gc_paused():
+                new = scene.dict_with_beats([stored_view(scene.beats[i]) for i in touched])
+                changes = beat_changes(state.doc, new, touched)
+        if not changes:  # nothing to write, nothing to journal
+            if post_write is not None:
+                post_write(scene)
+            return scene
+        record = self._record(op, version, who, {"changes": changes})
+        if post_write is None:
+            tx.commit_changes(version, artifact, state, lambda: shared_dict(scene), record,
+                              after)
+        else:  # the hook may fail: write the whole body, so a rollback restores it
+            tx.write_body(version, shared_dict(scene), artifact)
+            post_write(scene)
+            tx.append_journal(record)
+        return scene
 
     # -- Writer 1: the runner overlay ----------------------------------------------------
 

@@ -75,6 +75,12 @@ class BodyState:
     valid: bool = False
 
 
+class OptimisticMiss(Exception):
+    """An optimistic write did not stand (another writer got there first, or the write
+    needs what only the lock can give): nothing was written; the Store runs the write
+    again under the batch lock. Never leaves the Store."""
+
+
 class BatchTx(ABC):
     """One batch held exclusively. See the module docstring for the contract."""
 
@@ -153,6 +159,18 @@ class Backend(ABC):
         self, project: str, episode: str, batch_id: str, *, timeout: float, op: str = ""
     ) -> AbstractContextManager[BatchTx]:
         """Hold a batch exclusively (see the module docstring)."""
+
+    def optimistic_batch(
+        self, project: str, episode: str, batch_id: str, *, timeout: float, op: str = ""
+    ) -> AbstractContextManager[BatchTx] | None:
+        """A batch transaction that takes no lock up front, or None when the backend has
+        none to offer for this batch (the default). Its reads are what this process last
+        saw; leaving the block commits its one change only if the batch is still exactly
+        that, as one atomic step. Anything else — another writer got there first, the
+        block raised, it wrote nothing, or it asked for more than one journal-committed
+        change — raises :class:`OptimisticMiss` having written nothing, and the caller
+        runs the block again in :meth:`batch`."""
+        return None
 
     @abstractmethod
     def read_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:

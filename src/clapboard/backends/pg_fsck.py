@@ -61,7 +61,12 @@ def fsck_postgres(backend: PostgresBackend, project: str | None, *, repair: bool
                 report.problems.append(Problem(
                     backend.label(p, artifact), "orphan-body",
                     "body that no manifest registers; kept for inspection"))
-        _check_journal(backend, key, journals[key], int(seq), crc, report)
+        _check_journal(backend, key, journals.pop(key, []), int(seq), crc, report)
+    for p, e, b in journals:  # (the journal has no foreign key: pg_schema.STEPS[3])
+        report.problems.append(Problem(
+            backend.label(p, f"{e}_{b}.journal"), "orphan-journal",
+            "journal records of a batch that has no row (left by a hand edit in SQL); "
+            "kept for inspection"))
     return report
 
 

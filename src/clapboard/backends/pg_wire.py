@@ -20,6 +20,8 @@ closed connection.
 
 from __future__ import annotations
 
+import functools
+import math
 import select
 import weakref
 from collections.abc import Sequence
@@ -153,4 +155,46 @@ def text(res: pq.abc.PGresult, row: int, col: int, encoding: str) -> str | None:
     return None if value is None else bytes(value).decode(encoding)
 
 
-__all__ = ["Statement", "round_trip", "text"]
+# -- the session's lock timeout ----------------------------------------------------------
+
+_MAX_MS = 2_147_483_647  # PostgreSQL's largest lock_timeout
+
+
+@functools.lru_cache(maxsize=64)
+def lock_timeout_ms(timeout: float) -> str:
+    """A lock wait in seconds as PostgreSQL's ``lock_timeout``. An infinite (or NaN)
+    timeout, as CLAPBOARD_LOCK_TIMEOUT=inf gives, waits as long as PostgreSQL allows
+    (int(inf) would raise OverflowError out of every write); PostgreSQL's 0 would mean
+    "wait forever", so a zero timeout becomes 1 ms."""
+    ms = timeout * 1000
+    if not math.isfinite(ms) or ms >= _MAX_MS:
+        return f"{_MAX_MS}ms"
+    return f"{max(int(ms), 1)}ms"
+
+
+# The lock_timeout each connection has as its session setting.
+_LOCK_TIMEOUTS: weakref.WeakKeyDictionary[Conn, str] = weakref.WeakKeyDictionary()
+
+
+def lock_timeout_steps(conn: Conn, timeout: float) -> list[tuple[bytes, tuple[str]]]:
+    """The statement that gives ``conn`` this lock timeout, when it has another one
+    (none when it has this one). The session keeps it once the trip it travels in
+    commits: say so with :func:`timed`."""
+    want = lock_timeout_ms(timeout)
+    if _LOCK_TIMEOUTS.get(conn) == want:
+        return []
+    return [(b"SELECT set_config('lock_timeout', $1, false)", (want,))]
+
+
+def timed(conn: Conn, timeout: float) -> None:
+    """``conn``'s session now has this lock timeout."""
+    _LOCK_TIMEOUTS[conn] = lock_timeout_ms(timeout)
+
+
+def forget_lock_timeout(conn: Conn) -> None:
+    """``conn``'s session setting is unknown (a rolled back transaction undid it)."""
+    _LOCK_TIMEOUTS.pop(conn, None)
+
+
+__all__ = ["Statement", "forget_lock_timeout", "lock_timeout_ms", "lock_timeout_steps",
+           "round_trip", "text", "timed"]

@@ -30,13 +30,11 @@ document has in a folder store.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -48,9 +46,18 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from clapboard import codec
 from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
+from clapboard.backends.pg_optimistic import LOCKED_AFTER_CONFLICT, Head, optimistic_block
 from clapboard.backends.pg_schema import ensure_schema
 from clapboard.backends.pg_state import PgEntry, materialize, new_token
-from clapboard.backends.pg_wire import Param, Statement, round_trip, text
+from clapboard.backends.pg_wire import (
+    Param,
+    Statement,
+    forget_lock_timeout,
+    lock_timeout_steps,
+    round_trip,
+    text,
+    timed,
+)
 from clapboard.backends.replay import COMPACT_EVERY, KeptBodies
 from clapboard.changes import apply_changes
 from clapboard.errors import (
@@ -67,12 +74,33 @@ from clapboard.paths import manifest_name, safe_basename
 Key = tuple[str, str, str]
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-# Batches held by threads of this process: (store identity, project, episode, batch) ->
-# thread id. A second batch() on the same batch from the holding thread would wait on
-# its own row lock until the timeout; it is refused at once instead, as with flock.
-_HELD: dict[tuple[str, str, str, str], int] = {}
+# Batches held by threads of this process: (store identity, project, episode, batch,
+# thread id). A second batch() on the same batch from the holding thread would wait on
+# its own row lock until the timeout; it is refused at once instead, as with flock. An
+# optimistic block counts as holding its batch (a save nested in its closure would
+# otherwise commit on its own, and the closure then run again).
+_HELD: set[tuple[str, str, str, str, int]] = set()
 _HELD_GUARD = threading.Lock()
 os.register_at_fork(after_in_child=_HELD.clear)
+
+
+@contextmanager
+def _holding(backend: PostgresBackend, key: Key) -> Iterator[None]:
+    """This thread holds batch ``key`` for the block; refused at once if it already does."""
+    mark = (backend.url, *key, threading.get_ident())
+    with _HELD_GUARD:
+        if mark in _HELD:
+            project, episode, batch_id = key
+            raise LockReentryError(
+                f"this thread already holds batch {project}/{episode}/{batch_id} in "
+                f"{backend.location} (re-entrant save of the same batch, e.g. from a "
+                "post_write hook)", hint="do the second write after the first one returns")
+        _HELD.add(mark)
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            _HELD.discard(mark)
 
 # A flat body's artifact, as SQL over a batch row (paths.flat_name).
 _FLAT = "b.episode || '_' || b.batch_id || '.json'"
@@ -91,18 +119,6 @@ def redact(url: str) -> str:
         host = f"{host}:{parts.port}"
     netloc = f"{parts.username}:***@{host}" if parts.username else host
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-_MAX_MS = 2_147_483_647  # PostgreSQL's largest lock_timeout
-
-
-def _lock_timeout_ms(timeout: float) -> str:
-    # An infinite (or NaN) timeout, as CLAPBOARD_LOCK_TIMEOUT=inf gives, waits as long
-    # as PostgreSQL allows: int(inf) would raise OverflowError out of every write.
-    ms = timeout * 1000
-    if not math.isfinite(ms) or ms >= _MAX_MS:
-        return f"{_MAX_MS}ms"
-    return f"{max(int(ms), 1)}ms"
 
 
 def _channel(schema: str) -> str:
@@ -148,14 +164,10 @@ _RECORD = Statement(b"clapboard_record", (
     b"upd AS (UPDATE clapboard_batches SET journal_seq = $4, journal_crc = $5 "
     b"WHERE project = $1 AND episode = $2 AND batch_id = $3) "
     b"SELECT pg_notify($7, $8)"))
-# The lock_timeout each pooled connection has as its session setting.
-_LOCK_TIMEOUTS: weakref.WeakKeyDictionary[Conn, str] = weakref.WeakKeyDictionary()
-
-
 def _rollback(conn: Conn) -> None:
     """End a failed batch transaction (best effort: a broken connection is discarded
     by the pool, and the server rolls back what it had)."""
-    _LOCK_TIMEOUTS.pop(conn, None)
+    forget_lock_timeout(conn)
     if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         return
     try:
@@ -169,10 +181,15 @@ class PostgresBackend(Backend):
 
     def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0,
                  application_name: str = "clapboard",
-                 compact_every: int = COMPACT_EVERY) -> None:
+                 compact_every: int = COMPACT_EVERY, optimistic: bool = True) -> None:
         self.url = url
         self.compact_every = compact_every
         self.kept: KeptBodies[PgEntry] = KeptBodies()
+        # Status saves in one round trip (pg_optimistic), from each batch's head: its
+        # row as this process last held it. After a conflict, a few saves skip it.
+        self.optimistic = optimistic
+        self.heads: dict[Key, Head] = {}
+        self._skip: dict[Key, int] = {}
         self.location = redact(url)
         # Documents are UTF-8 text on both sides of the wire whatever the database's own
         # encoding (a SQL_ASCII database otherwise hands back bytes, not text).
@@ -380,27 +397,42 @@ class PostgresBackend(Backend):
 
     # -- the batch transaction ----------------------------------------------------------
 
+    def optimistic_batch(self, project: str, episode: str, batch_id: str, *,
+                         timeout: float, op: str = "") -> AbstractContextManager[BatchTx] | None:
+        key = (project, episode, batch_id)
+        head = self.heads.get(key)
+        if not self.optimistic or head is None or self.compact_every == 0:
+            return None
+        skip = self._skip.get(key)
+        if skip:
+            self._skip[key] = skip - 1
+            return None
+        return self._optimistic(key, head, timeout, op)
+
+    @contextmanager
+    def _optimistic(self, key: Key, head: Head, timeout: float, op: str) -> Iterator[BatchTx]:
+        lock_name = self.label(key[0], f"{key[1]}_{key[2]}")
+        with _holding(self, key), optimistic_block(self, key, head, timeout=timeout, op=op,
+                                                   lock_name=lock_name) as tx:
+            yield tx
+
+    def conflicted(self, key: Key) -> None:
+        """An optimistic save of ``key`` lost a race: the next few take the lock."""
+        self._skip[key] = LOCKED_AFTER_CONFLICT
+
     @contextmanager
     def batch(self, project: str, episode: str, batch_id: str, *, timeout: float,
               op: str = "") -> Iterator[BatchTx]:
-        held_key = (self.url, project, episode, batch_id)
-        me = threading.get_ident()
-        with _HELD_GUARD:
-            if _HELD.get(held_key) == me:
-                raise LockReentryError(
-                    f"this thread already holds batch {project}/{episode}/{batch_id} in "
-                    f"{self.location} (re-entrant save of the same batch, e.g. from a "
-                    "post_write hook)", hint="do the second write after the first one returns")
         lock_name = self.label(project, f"{episode}_{batch_id}")
         stage = "pool"
         try:
-            with self._pool.connection(timeout=max(timeout, 0.001)) as conn:
+            with _holding(self, (project, episode, batch_id)), \
+                    self._pool.connection(timeout=max(timeout, 0.001)) as conn:
                 stage = "lock"
                 try:
+                    self.heads.pop((project, episode, batch_id), None)
                     tx = self._lock(conn, project, episode, batch_id, timeout, lock_name, op)
                     held = self._held()
-                    with _HELD_GUARD:
-                        _HELD[held_key] = me
                     held[tx._key] = tx
                     try:
                         stage = "block"
@@ -409,7 +441,8 @@ class PostgresBackend(Backend):
                         try:
                             tx.commit()
                         except psycopg.Error as e:
-                            committed = self._outcome(tx, timeout)
+                            committed = None if not tx.wrote_record else self._outcome(
+                                tx.pid, tx._key, tx.seq, tx.crc, timeout)
                             if committed is None:
                                 raise  # cannot tell: "outcome unknown" (stage commit)
                             if not committed:
@@ -418,13 +451,12 @@ class PostgresBackend(Backend):
                             # Committed: only the reply was lost. Carry on as a success.
                     finally:
                         held.pop(tx._key, None)
-                        with _HELD_GUARD:
-                            _HELD.pop(held_key, None)
                 except BaseException:
                     _rollback(conn)
                     raise
                 for done in tx.after_commit:  # committed: what the block decided to keep
                     done()
+                self.heads[tx._key] = Head(tx._manifest_text, tx.seq, tx.crc, tx._manifest)
         except PoolTimeout:
             if stage != "pool":
                 raise
@@ -442,28 +474,26 @@ class PostgresBackend(Backend):
                 raise
             raise PostgresBatchError(lock_name, stage, op, e) from e
 
-    def _outcome(self, tx: PgBatchTx, timeout: float) -> bool | None:
-        """After the COMMIT's round trip failed: did the transaction commit? Asked on a
-        new connection once the old session is gone from the server (its transaction is
-        then settled either way), by looking for the journal record it wrote. None when
-        that cannot be told: it wrote no record, the old session outlives the wait, or
-        the server cannot be reached."""
-        if not tx.wrote_record:
-            return None
+    def _outcome(self, pid: int, key: Key, seq: int, crc: str, timeout: float) -> bool | None:
+        """After the COMMIT's round trip failed: did the transaction of server session
+        ``pid`` commit? Asked on a new connection once that session is gone from the
+        server (its transaction is then settled either way), by looking for the journal
+        record ``seq`` it wrote. None when that cannot be told: the old session outlives
+        the wait, or the server cannot be reached."""
         deadline = time.monotonic() + min(max(timeout, 1.0), 10.0)
         try:
             with psycopg.connect(self.url, **self._kwargs) as conn:
                 while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
-                                   (tx.pid,)).fetchone():
+                                   (pid,)).fetchone():
                     if time.monotonic() > deadline:
                         return None
                     time.sleep(0.02)
                 row = conn.execute(
                     "SELECT crc FROM clapboard_journal WHERE project = %s AND episode = %s "
-                    "AND batch_id = %s AND seq = %s", (*tx._key, tx.seq)).fetchone()
+                    "AND batch_id = %s AND seq = %s", (*key, seq)).fetchone()
         except psycopg.Error:
             return None
-        return row is not None and row[0] == tx.crc
+        return row is not None and row[0] == crc
 
     def _lock(self, conn: Conn, project: str, episode: str, batch_id: str, timeout: float,
               lock_name: str, op: str) -> PgBatchTx:
@@ -474,11 +504,8 @@ class PostgresBackend(Backend):
         # pipeline syncs, still in this phase. The body tokens are read by a statement
         # of their own *after* the lock: in READ COMMITTED it sees what the previous
         # holder committed.
-        want = _lock_timeout_ms(timeout)
-        steps: list[tuple[Statement | bytes, tuple[str, ...]]] = [(b"BEGIN", ())]
-        if _LOCK_TIMEOUTS.get(conn) != want:  # a session setting, kept by the conn
-            steps.append((b"SELECT set_config('lock_timeout', $1, false)", (want,)))
-        steps += [(_LOCK_ROW, key), (_TOKENS, key)]
+        steps: list[tuple[Statement | bytes, tuple[str, ...]]] = [
+            (b"BEGIN", ()), *lock_timeout_steps(conn, timeout), (_LOCK_ROW, key), (_TOKENS, key)]
         try:
             *_, locked, tokens = round_trip(conn, steps)
         except psycopg.errors.InvalidSqlStatementName:
@@ -487,7 +514,7 @@ class PostgresBackend(Backend):
             # prepares them anew.
             conn.execute("ROLLBACK")
             *_, locked, tokens = round_trip(conn, steps)
-        _LOCK_TIMEOUTS[conn] = want  # (forgotten on rollback, which undoes it)
+        timed(conn, timeout)  # (forgotten on rollback, which undoes it)
         if not locked.ntuples:  # a new batch: create its row, then lock it
             _, locked, tokens = round_trip(conn, [(_NEW_ROW, key), (_LOCK_ROW, key),
                                                   (_TOKENS, key)])

@@ -1,0 +1,223 @@
+"""A status save on PostgreSQL in one round trip: optimistic, proven at commit.
+
+The locked protocol (:meth:`PostgresBackend.batch`) needs two round trips — the row
+lock first, then the journal record and ``COMMIT`` — because the closure must see the
+batch as it is once locked. But a process that saves the same batch again and again
+(a runner recording take events) already holds, in its kept state, what the lock
+would return: the manifest, the journal's tail (seq and crc) and the body with every
+record applied. So the closure runs on that, and one statement commits the record
+only if the batch row still has exactly that tail and manifest and the body row that
+token. Every write clapboard makes to a batch appends a journal record, so an
+unchanged tail means no writer committed in between: the outcome is the one the
+locked protocol would give, in one trip.
+
+When the statement matches no row (another writer got there first, or a hand edit),
+nothing was written, and the Store runs the save again under the lock, on the newest
+state. That is the one difference a caller can see: after such a conflict, the
+closure has been called twice. Anything the locked protocol would decide differently
+on newer state — a refusal, a closure that raised, a closure that changed nothing, a
+body due for compaction — is also handed to the lock rather than trusted.
+
+After a conflict, the next few saves of that batch go straight to the lock (a batch
+many processes write at once gains nothing from guessing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from clapboard.backends.base import BatchTx, BodyState, Doc, OptimisticMiss
+from clapboard.backends.pg_state import PgEntry
+from clapboard.backends.pg_wire import Statement, lock_timeout_steps, round_trip, timed
+from clapboard.changes import apply_changes
+from clapboard.errors import LockTimeoutError
+from clapboard.io import journal as jr
+from clapboard.manifest import artifact_for
+from clapboard.paths import safe_basename
+
+if TYPE_CHECKING:
+    from clapboard.backends.postgres import PostgresBackend
+
+Key = tuple[str, str, str]
+
+# Saves of a batch that go straight to the lock after an optimistic one lost a race.
+LOCKED_AFTER_CONFLICT = 8
+
+
+@dataclass(frozen=True)
+class Head:
+    """A batch row as this process last saw it under its lock (or wrote it since)."""
+
+    manifest: str | None  # the manifest's text (None: a flat batch)
+    seq: int  # the journal's last seq
+    crc: str  # and that record's crc
+    doc: Doc | None = None  # the manifest decoded, when it was
+
+
+# One statement, committed on its own (no BEGIN: the pipeline's sync ends the implicit
+# transaction): the batch row's tail moves on, the record is inserted and the
+# notification sent — all only if the row still has the tail, the manifest and the body
+# token this process saw. The UPDATE waits for (and then takes) the row lock a locked
+# writer holds, and re-checks its condition on the row that writer committed.
+CONDITIONAL_RECORD = Statement(b"clapboard_conditional_record", (
+    b"WITH upd AS (UPDATE clapboard_batches SET journal_seq = $4, journal_crc = $5 "
+    b"WHERE project = $1 AND episode = $2 AND batch_id = $3 "
+    b"AND journal_seq = $4 - 1 AND journal_crc = $9 "
+    b"AND manifest IS NOT DISTINCT FROM $10 "
+    b"AND EXISTS (SELECT 1 FROM clapboard_bodies x WHERE x.project = $1 "
+    b"AND x.episode = $2 AND x.batch_id = $3 AND x.artifact = $11 AND x.token = $12) "
+    b"RETURNING 1), "
+    b"ins AS (INSERT INTO clapboard_journal (project, episode, batch_id, seq, crc, record) "
+    b"SELECT $1, $2, $3, $4, $5, $6 FROM upd) "
+    b"SELECT pg_notify($7, $8) FROM upd"))
+
+
+@dataclass
+class _Change:
+    """The one change an optimistic block made, waiting for the block to end."""
+
+    name: str  # the body's artifact
+    label: str
+    entry: PgEntry  # the kept state it applies to
+    line: bytes  # the journal record, encoded
+    rec: Doc
+    after: Doc  # the body with the change applied
+
+
+class PgOptimisticTx(BatchTx):
+    """Reads from what this process keeps; takes at most one status change."""
+
+    def __init__(self, backend: PostgresBackend, key: Key, head: Head) -> None:
+        self.backend = backend
+        self.project, self.episode, self.batch_id = key
+        self.key = key
+        self.head = head
+        self._entry: PgEntry | None = None
+        self.change: _Change | None = None
+
+    def read_manifest(self) -> Doc | None:
+        head = self.head
+        if head.manifest is None:
+            return None
+        doc = head.doc
+        if doc is None:
+            doc = self.backend._decode_manifest(head.manifest, *self.key)
+        return dict(doc) if doc is not None else None
+
+    def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
+        name = safe_basename(artifact_for(manifest, self.episode, self.batch_id, version),
+                             context=f"batch {self.batch_id} v{version}")
+        entry = self.backend.kept.get(self.backend.label(self.project, name))
+        head = self.head
+        if (entry is None or entry.seq != head.seq or entry.crc != head.crc
+                or not entry.crc or entry.pending >= self.backend.compact_every):
+            raise OptimisticMiss  # not known to be current, or due for compaction
+        self._entry = entry
+        return entry.state
+
+    def commit_changes(self, version: int, artifact: str, state: BodyState,
+                       new_doc: Callable[[], Doc], record: Doc,
+                       after: Doc | None = None) -> Doc:
+        entry = self._entry
+        if entry is None or entry.state is not state or self.change is not None:
+            raise OptimisticMiss
+        name = safe_basename(artifact)
+        line = jr.encode_record({**record, "detail": {**record["detail"], "delta": True},
+                                 "seq": self.head.seq + 1, "prev": self.head.crc})
+        rec: Doc = orjson.loads(line)
+        if after is None:
+            after = apply_changes(state.doc, orjson.loads(orjson.dumps(rec["detail"]["changes"])))
+        self.change = _Change(name, self.backend.label(self.project, name), entry, line, rec,
+                              after)
+        return rec
+
+    # Everything else a write may do needs the lock.
+    def write_body(self, version: int, doc: Doc, artifact: str) -> None:
+        raise OptimisticMiss
+
+    def write_manifest(self, manifest: Doc) -> None:
+        raise OptimisticMiss
+
+    def append_journal(self, record: Doc) -> Doc:
+        raise OptimisticMiss
+
+    def import_journal(self, record: Doc) -> Doc:
+        raise OptimisticMiss
+
+
+@contextmanager
+def optimistic_block(backend: PostgresBackend, key: Key, head: Head, *, timeout: float,
+                     lock_name: str, op: str) -> Iterator[BatchTx]:
+    """The block runs on ``head`` and what is kept; its change commits in one trip
+    (:data:`CONDITIONAL_RECORD`) or :class:`OptimisticMiss` is raised, nothing written."""
+    tx = PgOptimisticTx(backend, key, head)
+    try:
+        yield tx
+    except OptimisticMiss:
+        raise
+    except Exception as e:  # decided on state that may be old: the lock decides
+        raise OptimisticMiss from e
+    if tx.change is None:  # "nothing to change" may be old news too
+        raise OptimisticMiss
+    _commit(backend, tx, tx.change, timeout, lock_name, op)
+
+
+def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeout: float,
+            lock_name: str, op: str) -> None:
+    head, key, rec = tx.head, tx.key, change.rec
+    seq, crc = rec["seq"], rec["crc"]
+    payload = orjson.dumps({"project": key[0], "episode": key[1], "batch_id": key[2],
+                            "seq": seq}).decode()
+    params = (*key, seq, crc, change.line[:-1].decode(), backend.channel, payload,
+              head.crc, head.manifest, change.name, change.entry.token)
+    pool = backend._pool
+    try:
+        conn = pool.getconn(timeout=max(timeout, 0.001))
+    except PoolTimeout:
+        raise LockTimeoutError(f"{lock_name} (no free pooled connection)", timeout) from None
+    try:
+        pid = conn.info.backend_pid
+        try:
+            res = round_trip(conn, [*lock_timeout_steps(conn, timeout),
+                                    (CONDITIONAL_RECORD, params)])[-1]
+        except psycopg.errors.LockNotAvailable:
+            raise LockTimeoutError(lock_name, timeout) from None
+        except psycopg.Error as e:
+            if not conn.closed:  # the server refused it: nothing committed
+                raise OptimisticMiss from e
+            # The trip broke: did the statement commit? (as after a lost COMMIT)
+            committed = backend._outcome(pid, key, seq, crc, timeout)
+            if committed is None:
+                from clapboard.backends.postgres import PostgresBatchError
+
+                raise PostgresBatchError(lock_name, "commit", op, e) from e
+            if not committed:
+                raise OptimisticMiss from e
+        else:
+            timed(conn, timeout)
+            if not res.ntuples:  # another writer got there first
+                backend.conflicted(key)
+                raise OptimisticMiss
+    finally:
+        pool.putconn(conn)
+    entry = change.entry
+    backend.kept.put(change.label, PgEntry(entry.token, seq, crc,
+                                           BodyState(change.after, valid=True),
+                                           entry.pending + 1, entry.size))
+    backend.heads[key] = Head(head.manifest, seq, crc, head.doc)
+
+
+__all__ = [
+    "CONDITIONAL_RECORD",
+    "LOCKED_AFTER_CONFLICT",
+    "Head",
+    "PgOptimisticTx",
+    "optimistic_block",
+]
