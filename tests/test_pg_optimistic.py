@@ -371,3 +371,24 @@ def test_interleaved_writers_lose_no_update(two: tuple[clapboard.Store, clapboar
         assert s.load_active_with_version(P, EP, "SEQ_A") == truth
     history = stores["a"].history(P, EP, "SEQ_A")
     assert [r["seq"] for r in history] == list(range(1, len(history) + 1))
+
+
+def test_heads_kept_are_bounded_most_recent_first(pg_url: str,  # noqa: F811
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from clapboard.backends import postgres
+
+    monkeypatch.setattr(postgres, "KEPT_HEADS", 3)
+    store = clapboard.open_store(pg_url, lock_timeout=5)
+    try:
+        names = [f"S{i}" for i in range(5)]
+        store.init_scenes_from_plan(P, EP, {"sequences": {n: {"shots": []} for n in names}})
+        for n in names:
+            save(store, batch=n)
+        backend = store.backend
+        assert isinstance(backend, PostgresBackend)
+        assert [k[2] for k in backend.heads] == names[-3:]
+        for n in names:  # a batch whose head was dropped saves under the lock, as before
+            save(store, batch=n)
+            assert counter(store, n) == 2
+    finally:
+        store.close()

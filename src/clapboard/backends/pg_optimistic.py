@@ -211,7 +211,7 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
     backend.kept.put(change.label, PgEntry(entry.token, seq, crc,
                                            BodyState(change.after, valid=True),
                                            entry.pending + 1, entry.size))
-    backend.heads[key] = Head(head.manifest, seq, crc, head.doc)
+    backend.keep_head(key, Head(head.manifest, seq, crc, head.doc))
 
 
 __all__ = [

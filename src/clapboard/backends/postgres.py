@@ -80,6 +80,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 # optimistic block counts as holding its batch (a save nested in its closure would
 # otherwise commit on its own, and the closure then run again).
 _HELD: set[tuple[str, str, str, str, int]] = set()
+KEPT_HEADS = 4096  # batch heads a backend keeps for optimistic saves
 _HELD_GUARD = threading.Lock()
 os.register_at_fork(after_in_child=_HELD.clear)
 
@@ -405,7 +406,10 @@ class PostgresBackend(Backend):
             return None
         skip = self._skip.get(key)
         if skip:
-            self._skip[key] = skip - 1
+            if skip > 1:
+                self._skip[key] = skip - 1
+            else:
+                self._skip.pop(key, None)
             return None
         return self._optimistic(key, head, timeout, op)
 
@@ -415,6 +419,17 @@ class PostgresBackend(Backend):
         with _holding(self, key), optimistic_block(self, key, head, timeout=timeout, op=op,
                                                    lock_name=lock_name) as tx:
             yield tx
+
+    def keep_head(self, key: Key, head: Head) -> None:
+        """Remember ``key``'s head (the most recently written :data:`KEPT_HEADS` batches)."""
+        heads = self.heads
+        heads.pop(key, None)  # (re-inserted last: the oldest are first)
+        heads[key] = head
+        if len(heads) > KEPT_HEADS:
+            try:
+                del heads[next(iter(heads))]
+            except (KeyError, RuntimeError, StopIteration):
+                pass  # another thread changed it meanwhile: trimmed next time
 
     def conflicted(self, key: Key) -> None:
         """An optimistic save of ``key`` lost a race: the next few take the lock."""
@@ -456,7 +471,7 @@ class PostgresBackend(Backend):
                     raise
                 for done in tx.after_commit:  # committed: what the block decided to keep
                     done()
-                self.heads[tx._key] = Head(tx._manifest_text, tx.seq, tx.crc, tx._manifest)
+                self.keep_head(tx._key, Head(tx._manifest_text, tx.seq, tx.crc, tx._manifest))
         except PoolTimeout:
             if stage != "pool":
                 raise
