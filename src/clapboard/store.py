@@ -316,16 +316,17 @@ class Store:
         who = resolve_actor(actor)
         _, ep = self._names(project, episode, batch_id)
         args = (batch_id, expected_version, mutate, post_write, who, op, create_missing)
-        if post_write is None:
-            attempt = self.backend.optimistic_batch(project, ep, batch_id,
-                                                    timeout=self.lock_timeout, op=op)
+        backend = self.backend
+        if post_write is None and backend.optimistic:
+            attempt = backend.optimistic_batch(project, ep, batch_id,
+                                               timeout=self.lock_timeout, op=op)
             if attempt is not None:
                 try:
                     with attempt as tx:
                         return self._save_status(tx, *args)
                 except OptimisticMiss:
                     pass  # nothing was written: again, under the lock
-        with self.transaction(project, episode, batch_id, op) as tx:
+        with backend.batch(project, ep, batch_id, timeout=self.lock_timeout, op=op) as tx:
             return self._save_status(tx, *args)
 
     def _save_status(self, tx: BatchTx, batch_id: str, expected_version: int | None,

@@ -153,6 +153,7 @@ class Backend(ABC):
     """A place to keep stores: a folder, or a PostgreSQL database."""
 
     location: str
+    optimistic = False  # True when optimistic_batch may offer a block
 
     @abstractmethod
     def batch(
