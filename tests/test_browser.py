@@ -80,7 +80,9 @@ def test_review_flow(served: tuple[Any, str], page: Page) -> None:
     # images really load from /media (decoded pixels, not just a tag)
     hero = beat(page, "SH010").locator(".hero img")
     expect(hero).to_be_visible()
-    assert hero.evaluate("img => img.complete && img.naturalWidth > 0")
+    # (waits for the load: "visible" only means laid out, and a busy CI machine may
+    # still be fetching the file)
+    assert hero.evaluate("img => img.decode().then(() => img.naturalWidth > 0, () => false)")
 
     # approve a board with a note
     card = beat(page, "SH020")

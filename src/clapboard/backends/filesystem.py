@@ -93,6 +93,9 @@ class FilesystemBackend(Backend):
         self.read_only_reason: str | None = None
         self._batches: dict[tuple[str, str, str], _BatchFiles] = {}
         self._watch_tails: dict[str, tuple[int, int]] = {}  # journal -> (size, last seq)
+        # The size each manifest had when last read: the next read is then one read()
+        # of one byte more (see _read), no fstat and no second read.
+        self._manifest_sizes: dict[Path, int] = {}
         fstype = filesystem_type(self.root)
         if is_network_fs(fstype) and not allow_network_fs:
             raise UnsupportedFilesystemError(
@@ -160,23 +163,28 @@ class FilesystemBackend(Backend):
 
     def _load_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
         path = self._batch_files(project, episode, batch_id).manifest
-        data = _read(path)
+        sizes = self._manifest_sizes
+        data = _read(path, sizes.get(path, -1))
         if data is None:
+            sizes.pop(path, None)
             return None
+        if len(sizes) >= 100_000:
+            sizes.clear()
+        sizes[path] = len(data)
         manifest = codec.decode_manifest(data, path)
         if manifest.get("batch_id") != batch_id:
             raise SceneIdentityMismatchError(batch_id, manifest.get("batch_id"), path=path,
                                              what="manifest")
         return manifest
 
-    def load_entry(self, path: Path, journal_path: Path,
-                   version: int) -> tuple[bytes, Entry] | None:
+    def load_entry(self, path: Path, journal_path: Path, version: int,
+                   journal_fd: int | None = None) -> tuple[bytes, Entry] | None:
         """The body file at ``path`` with its journal deltas applied (see fs_state)."""
         data = _read(path, self.bodies.size_of(str(path)))
         if data is None:
             self.bodies.drop(str(path))
             return None
-        return data, self.bodies.materialize(path, journal_path, version, data)
+        return data, self.bodies.materialize(path, journal_path, version, data, journal_fd)
 
     def journal_path(self, project: str, episode: str, batch_id: str) -> Path:
         return self.file_path(project, journal_name(episode, batch_id), "journal")
@@ -275,6 +283,7 @@ class FilesystemBackend(Backend):
             tx.rollback(e)
             raise
         finally:
+            tx.close_journal()
             lock.release()
 
     def fsck(self, project: str | None, *, repair: bool) -> Report:
@@ -301,6 +310,19 @@ class FsBatchTx(BatchTx):
         self._manifest: tuple[Doc | None] | None = None
         self._entries: dict[Path, Entry] = {}  # bodies read in this tx, as read
         self._journal = backend.journal(project, episode, batch_id)
+        # The journal opened once for the whole transaction (its tail checked when a
+        # body is read, the record appended): one open and close per save, not two.
+        self._journal_fd: int | None = None
+
+    def journal_fd(self) -> int | None:
+        if self._journal_fd is None:
+            self._journal_fd = self._journal.open()
+        return self._journal_fd
+
+    def close_journal(self) -> None:
+        fd, self._journal_fd = self._journal_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def read_manifest(self) -> Doc | None:
         if self._manifest is None:
@@ -315,7 +337,7 @@ class FsBatchTx(BatchTx):
 
     def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
         path = self._path(version, manifest)
-        got = self.backend.load_entry(path, self._journal.path, version)
+        got = self.backend.load_entry(path, self._journal.path, version, self.journal_fd())
         if got is None:
             self._seen[path] = None
             return None
@@ -409,7 +431,8 @@ class FsBatchTx(BatchTx):
     def _journal_write(self, record: Doc, *, verbatim: bool) -> Doc:
         j = self._journal
         try:
-            return j.append_verbatim(record) if verbatim else j.append(record)
+            fd = self.journal_fd()
+            return j.append_verbatim(record, fd) if verbatim else j.append(record, fd)
         except OSError as e:
             # After a failed fsync the kernel may have dropped the dirty pages: never
             # retry and trust it. Refuse further writes until the store is reopened and

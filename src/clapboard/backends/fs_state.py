@@ -63,30 +63,42 @@ class BodyCache(KeptBodies[Entry]):
     # -- reading -----------------------------------------------------------------------------
 
     def materialize(self, body_path: Path, journal_path: Path, version: int,
-                    data: bytes) -> Entry:
-        """The state of the body whose file holds ``data``, journal deltas applied."""
+                    data: bytes, journal_fd: int | None = None) -> Entry:
+        """The state of the body whose file holds ``data``, journal deltas applied.
+        ``journal_fd``: the journal, already open (a batch transaction's), else opened
+        here for as long as it is needed."""
         kept = self.get(str(body_path))
         entry: Entry | None = None
         try:
             if kept is not None and kept.body == data:
-                entry = _catch_up(kept, journal_path, version, from_body=False)
+                entry = _catch_up(kept, journal_path, version, from_body=False,
+                                  fd=journal_fd)
             elif kept is not None:  # rewritten since (a compaction by another process?)
-                entry = _adopt(kept, journal_path, version, data)
+                entry = _adopt(kept, journal_path, version, data, journal_fd)
                 if entry is not None:
-                    entry = _catch_up(entry, journal_path, version, from_body=False)
+                    entry = _catch_up(entry, journal_path, version, from_body=False,
+                                      fd=journal_fd)
         except _Rebase:
             entry = None
         if entry is None:
-            entry = materialize(body_path, journal_path, version, data)
+            entry = materialize(body_path, journal_path, version, data, journal_fd)
         if entry is not kept:
             self.put(str(body_path), entry)
         return entry
 
 
-def materialize(body_path: Path, journal_path: Path, version: int, data: bytes) -> Entry:
+def materialize(body_path: Path, journal_path: Path, version: int, data: bytes,
+                journal_fd: int | None = None) -> Entry:
     """The body file's bytes ``data`` decoded, with the journal's delta records after
     its checkpoint applied (nothing kept: for fsck and ``persistence.load_scene``)."""
-    return _catch_up(_fresh(body_path, data), journal_path, version, from_body=True)
+    return _catch_up(_fresh(body_path, data), journal_path, version, from_body=True,
+                     fd=journal_fd)
+
+
+def _open_journal(path: Path, fd: int | None) -> int:
+    """``fd`` when the caller has the journal open, else a descriptor of its own (the
+    caller closes it when ``fd`` was None); FileNotFoundError when it does not exist."""
+    return fd if fd is not None else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
 class _Rebase(Exception):
@@ -100,12 +112,14 @@ def _fresh(body_path: Path, data: bytes) -> Entry:
     return Entry(data, cp, BodyState(doc), pos, 0)
 
 
-def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool) -> Entry:
+def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool,
+              fd: int | None = None) -> Entry:
     pos = entry.pos
     if pos is None:
         return entry
+    own = fd is None
     try:
-        fd = os.open(journal_path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = _open_journal(journal_path, fd)
     except FileNotFoundError:
         if pos.seq == 0:
             return entry
@@ -122,7 +136,8 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
             pos = _anchor(fd, size, pos, journal_path, from_body=from_body)
         data = os.pread(fd, size - pos.end, pos.end)
     finally:
-        os.close(fd)
+        if own:
+            os.close(fd)
     try:
         scan = jr.scan_bytes(data, journal_path, seq=pos.seq, crc=pos.crc, base=pos.end)
     except CorruptJournalError:
@@ -139,7 +154,8 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
                    state=apply_deltas(entry.state, deltas, journal_path))
 
 
-def _adopt(kept: Entry, journal_path: Path, version: int, data: bytes) -> Entry | None:
+def _adopt(kept: Entry, journal_path: Path, version: int, data: bytes,
+           fd: int | None = None) -> Entry | None:
     """The entry for a body rewritten since ``kept`` was read, without decoding it, when
     it is the kept state brought up to the journal position it is stamped with: the
     records from the kept position to that checkpoint applied, then encoded — if the
@@ -153,8 +169,9 @@ def _adopt(kept: Entry, journal_path: Path, version: int, data: bytes) -> Entry 
     pos = kept.pos
     if cp is None or pos is None or not pos.line or cp.seq < pos.seq or cp.offset < pos.end:
         return None
+    own = fd is None
     try:
-        fd = os.open(journal_path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = _open_journal(journal_path, fd)
     except FileNotFoundError:
         return None
     try:
@@ -163,7 +180,8 @@ def _adopt(kept: Entry, journal_path: Path, version: int, data: bytes) -> Entry 
             return None
         chunk = os.pread(fd, cp.offset - pos.end, pos.end)
     finally:
-        os.close(fd)
+        if own:
+            os.close(fd)
     try:
         scan = jr.scan_bytes(chunk, journal_path, seq=pos.seq, crc=pos.crc, base=pos.end)
     except CorruptJournalError:

@@ -222,23 +222,38 @@ class Journal:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         os.close(fd)
 
-    def append(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Append ``record`` (without seq/prev/crc), durably; returns the full record."""
-        return self._append(
-            lambda tail: encode_record({**record, "seq": tail.seq + 1, "prev": tail.crc}))
-
-    def append_verbatim(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Append a complete record (seq, prev, crc as given) that continues the chain."""
-        return self._append(lambda tail: verbatim_line(record, tail.seq, tail.crc, self.path))
-
-    def _append(self, build: Callable[[Tail], bytes]) -> dict[str, Any]:
-        created = False
+    def open(self) -> int | None:
+        """A descriptor to append with (and read), for a caller that holds the batch lock
+        and closes it; None when the file does not exist or may not be written (then
+        every step opens it, or fails, as it would alone). Any other error is raised."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
-        except FileNotFoundError:  # the first record: create the file (and its folder)
-            ensure_dir(self.path.parent)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
-            created = True
+            return os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except (FileNotFoundError, PermissionError):
+            return None
+
+    def append(self, record: dict[str, Any], fd: int | None = None) -> dict[str, Any]:
+        """Append ``record`` (without seq/prev/crc), durably; returns the full record.
+        ``fd``: the journal as :meth:`open` gave it (else opened and closed here)."""
+        return self._append(
+            lambda tail: encode_record({**record, "seq": tail.seq + 1, "prev": tail.crc}), fd)
+
+    def append_verbatim(self, record: dict[str, Any], fd: int | None = None) -> dict[str, Any]:
+        """Append a complete record (seq, prev, crc as given) that continues the chain."""
+        return self._append(lambda tail: verbatim_line(record, tail.seq, tail.crc, self.path),
+                            fd)
+
+    def _append(self, build: Callable[[Tail], bytes], kept_fd: int | None) -> dict[str, Any]:
+        created = False
+        if kept_fd is not None:
+            fd = kept_fd
+        else:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            except FileNotFoundError:  # the first record: create the file (and its folder)
+                ensure_dir(self.path.parent)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                             0o666)
+                created = True
         try:
             st = os.fstat(fd)
             cached = self._cache
@@ -268,7 +283,8 @@ class Journal:
             self._cache = None
             raise
         finally:
-            os.close(fd)
+            if kept_fd is None:
+                os.close(fd)
         return dict(rec)
 
 
