@@ -295,3 +295,39 @@ def test_journal_since_serves_every_consumer_in_full(seeded: Store) -> None:
     assert [r["seq"] for k, r in backend.journal_since(P, {key: 2}) if k == key] == []
     behind = [r["seq"] for k, r in backend.journal_since(P, {key: 0}) if k == key]
     assert behind == [1, 2]
+
+
+def test_a_warm_status_save_opens_its_journal_once(seeded: Store,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal's tail check, the append and its sync share one descriptor; the
+    manifest is read with one read() of its last size plus one byte (no fstat)."""
+    scene = seeded.load_active("show", 1, "SEQ_A")
+    scene.beats.append(clapboard.Beat(beat_id="NEW"))
+    seeded.write_scene_candidate("show", 1, "SEQ_A", scene, activate=True)  # a manifest
+    for _ in range(2):
+        seeded.save_active_scene_status("show", 1, "SEQ_A", expected_version=None,
+                                        mutate=bump)
+    opened: list[str] = []
+    fstats: list[int] = []
+    real_open, real_fstat = os.open, os.fstat
+    fds: dict[int, str] = {}
+
+    def counting_open(path: Any, *a: Any, **k: Any) -> int:
+        fd = real_open(path, *a, **k)
+        fds[fd] = os.path.basename(os.fspath(path))
+        opened.append(fds[fd])
+        return fd
+
+    def counting_fstat(fd: int) -> os.stat_result:
+        fstats.append(fd)
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    monkeypatch.setattr(os, "fstat", counting_fstat)
+    seeded.save_active_scene_status("show", 1, "SEQ_A", expected_version=None, mutate=bump)
+    monkeypatch.undo()
+    journal = [n for n in opened if n.endswith(".journal.jsonl")]
+    manifest = [n for n in opened if n.endswith(".versions.json")]
+    assert len(journal) == 1 and len(manifest) == 1, opened
+    assert not [fd for fd in fstats if fds.get(fd, "").endswith(".versions.json")]
+    assert seeded.load_active("show", 1, "SEQ_A").scene_metadata["counter"] == 3
