@@ -25,12 +25,14 @@ pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
 P, EP = "show", 1
 
-# Saves forever, saying "saving" on stdout after its first save; with a hook that, on
-# request, parks inside the open transaction after the body row was written, and says so
-# on stdout (so the parent kills it right there).
+# Saves forever, saying "saving" on stdout after its first save. Mode "run": no hook,
+# so its saves take the one-trip optimistic path once warm; "hooked": a hook that does
+# nothing (the locked path); "park": a hook that parks inside the open transaction after
+# the body row was written, and says so on stdout (so the parent kills it right there).
 KILLED = textwrap.dedent("""
     import os, sys, time, clapboard
-    url, park = sys.argv[1], sys.argv[2] == "park"
+    url, mode = sys.argv[1], sys.argv[2]
+    park = mode == "park"
     store = clapboard.open_store(url, lock_timeout=60, pool_size=1)
     def bump(scene):
         md = scene.scene_metadata
@@ -43,7 +45,7 @@ KILLED = textwrap.dedent("""
     first = True
     while True:
         store.save_active_scene_status("show", 1, "BATCH", expected_version=None,
-                                       mutate=bump, post_write=hook)
+                                       mutate=bump, post_write=None if mode == "run" else hook)
         if first:
             print("saving", flush=True)
             first = False
@@ -114,7 +116,9 @@ def test_clients_killed_at_random_moments(pg_url: str, soak: float) -> None:  # 
     rng = random.Random(os.getpid())
     rounds = 6 if not soak else max(6, int(soak))
     for _ in range(rounds):
-        children = [spawn(KILLED, pg_url, "run", stdout=subprocess.PIPE) for _ in range(3)]
+        # optimistic one-trip saves and locked saves, killed alike
+        children = [spawn(KILLED, pg_url, mode, stdout=subprocess.PIPE)
+                    for mode in ("run", "hooked", "run")]
         for c in children:  # each past start-up and into its save loop, however slow
             assert c.stdout is not None and c.stdout.readline().strip() == "saving"
         time.sleep(rng.uniform(0, 0.3))
