@@ -80,9 +80,10 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 # optimistic block counts as holding its batch (a save nested in its closure would
 # otherwise commit on its own, and the closure then run again).
 _HELD: set[tuple[str, str, str, str, int]] = set()
-KEPT_HEADS = 4096  # batch heads a backend keeps for optimistic saves
 _HELD_GUARD = threading.Lock()
 os.register_at_fork(after_in_child=_HELD.clear)
+
+KEPT_HEADS = 4096  # batch heads a backend keeps for optimistic saves
 
 
 @contextmanager
@@ -102,6 +103,7 @@ def _holding(backend: PostgresBackend, key: Key) -> Iterator[None]:
     finally:
         with _HELD_GUARD:
             _HELD.discard(mark)
+
 
 # A flat body's artifact, as SQL over a batch row (paths.flat_name).
 _FLAT = "b.episode || '_' || b.batch_id || '.json'"
@@ -165,6 +167,8 @@ _RECORD = Statement(b"clapboard_record", (
     b"upd AS (UPDATE clapboard_batches SET journal_seq = $4, journal_crc = $5 "
     b"WHERE project = $1 AND episode = $2 AND batch_id = $3) "
     b"SELECT pg_notify($7, $8)"))
+
+
 def _rollback(conn: Conn) -> None:
     """End a failed batch transaction (best effort: a broken connection is discarded
     by the pool, and the server rolls back what it had)."""
