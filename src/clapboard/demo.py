@@ -215,17 +215,17 @@ def prepare_root(root: str | os.PathLike[str] | None) -> Path:
 def _storyboard(store: Store, project_dir: Path, say: Say) -> None:
     frames = 0
 
-    def draw(scene: Scene) -> None:
-        nonlocal frames
+    def draw(scene: Scene) -> None:  # (only changes the scene: a closure may run twice)
         for beat in scene.beats:
             names = [f"media/boards/{scene.scene_id}/{beat.beat_id}_f{n}.png" for n in (1, 2)]
             paths = [write_media(project_dir, name, name) for name in names]
             beat.board = Board(frames=paths, metadata={"artist": "storyboard@demo"})
-            frames += len(paths)
 
     for batch in store.list_batches(PROJECT, EPISODE):
-        store.save_active_scene_status(PROJECT, EPISODE, batch, expected_version=None,
-                                       mutate=draw, actor="storyboard@demo", op="boards")
+        scene = store.save_active_scene_status(PROJECT, EPISODE, batch, expected_version=None,
+                                               mutate=draw, actor="storyboard@demo",
+                                               op="boards")
+        frames += sum(len(b.board.frames) for b in scene.beats if b.board is not None)
     say(f"  storyboard: {frames} board frames drawn into media/boards/ (status pending)")
 
 
