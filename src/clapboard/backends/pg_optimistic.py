@@ -36,9 +36,8 @@ from psycopg_pool import PoolTimeout
 from clapboard.backends.base import BatchTx, BodyState, Doc, OptimisticMiss
 from clapboard.backends.pg_state import PgEntry
 from clapboard.backends.pg_wire import Statement, lock_timeout_steps, round_trip, timed
-from clapboard.changes import apply_changes
+from clapboard.backends.replay import delta_line, state_after
 from clapboard.errors import LockTimeoutError
-from clapboard.io import journal as jr
 from clapboard.manifest import artifact_for
 from clapboard.paths import safe_basename
 
@@ -129,13 +128,9 @@ class PgOptimisticTx(BatchTx):
         if entry is None or entry.state is not state or self.change is not None:
             raise OptimisticMiss
         name = safe_basename(artifact)
-        line = jr.encode_record({**record, "detail": {**record["detail"], "delta": True},
-                                 "seq": self.head.seq + 1, "prev": self.head.crc})
-        rec: Doc = orjson.loads(line)
-        if after is None:
-            after = apply_changes(state.doc, orjson.loads(orjson.dumps(rec["detail"]["changes"])))
+        line, rec = delta_line(record, self.head.seq + 1, self.head.crc)
         self.change = _Change(name, self.backend.label(self.project, name), entry, line, rec,
-                              after)
+                              state_after(state.doc, rec, after))
         return rec
 
     # Everything else a write may do needs the lock.

@@ -58,8 +58,7 @@ from clapboard.backends.pg_wire import (
     text,
     timed,
 )
-from clapboard.backends.replay import COMPACT_EVERY, KeptBodies
-from clapboard.changes import apply_changes
+from clapboard.backends.replay import COMPACT_EVERY, KeptBodies, delta_line, state_after
 from clapboard.errors import (
     ClapboardError,
     CorruptJournalError,
@@ -691,14 +690,9 @@ class PgBatchTx(BatchTx):
         if entry.pending >= self.backend.compact_every:
             token, text = self._write_row(name, state.doc)
             entry = replace(entry, token=token, pending=0, size=len(text))
-        rec = self._insert_record(jr.encode_record(
-            {**record, "detail": {**record["detail"], "delta": True},
-             "seq": self._seq + 1, "prev": self._crc}))
-        if after is None:
-            changes = orjson.loads(orjson.dumps(rec["detail"]["changes"]))  # shared with no one
-            after = apply_changes(state.doc, changes)
+        rec = self._insert_record(delta_line(record, self._seq + 1, self._crc)[0])
         kept = replace(entry, seq=rec["seq"], crc=rec["crc"], pending=entry.pending + 1,
-                       state=BodyState(after, valid=True))
+                       state=BodyState(state_after(state.doc, rec, after), valid=True))
         label = self.backend.label(self.project, name)
         self.after_commit.append(lambda: self.backend.kept.put(label, kept))
         return rec

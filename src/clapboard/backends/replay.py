@@ -14,10 +14,13 @@ import threading
 from collections import OrderedDict
 from typing import Any, Generic, Protocol, TypeVar
 
+import orjson
+
 from clapboard import codec
 from clapboard.backends.base import BodyState, Doc
 from clapboard.changes import apply_changes, touched_parts
 from clapboard.errors import CorruptJournalError, ValidationError
+from clapboard.io import journal as jr
 from clapboard.models import check_stored_beat, check_stored_scene
 
 KEPT_BYTES = 16 << 20  # stored bytes of the bodies kept per process (the decoded
@@ -30,6 +33,24 @@ def is_delta(record: Doc, version: int) -> bool:
     detail = record.get("detail")
     return (record.get("version") == version and isinstance(detail, dict)
             and detail.get("delta") is True)
+
+
+def delta_line(record: Doc, seq: int, prev: str) -> tuple[bytes, Doc]:
+    """A status save's journal line — ``record`` marked as a delta, numbered ``seq``
+    after ``prev`` — and the record as a reader decodes it."""
+    line = jr.encode_record({**record, "detail": {**record["detail"], "delta": True},
+                             "seq": seq, "prev": prev})
+    rec: Doc = orjson.loads(line)
+    return line, rec
+
+
+def state_after(doc: Doc, rec: Doc, after: Doc | None) -> Doc:
+    """``doc`` with the changes of delta record ``rec`` applied, as a reader replaying
+    it gets them: ``after`` when the caller built that (shared with nobody), else
+    applied from a copy of the record's changes (the record is returned to callers)."""
+    if after is not None:
+        return after
+    return apply_changes(doc, orjson.loads(orjson.dumps(rec["detail"]["changes"])))
 
 
 def apply_deltas(state: BodyState, deltas: list[Doc], where: object) -> BodyState:
