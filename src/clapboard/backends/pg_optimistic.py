@@ -24,9 +24,9 @@ many processes write at once gains nothing from guessing).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 import orjson
@@ -147,21 +147,56 @@ class PgOptimisticTx(BatchTx):
         raise OptimisticMiss
 
 
-@contextmanager
-def optimistic_block(backend: PostgresBackend, key: Key, head: Head, *, timeout: float,
-                     lock_name: str, op: str) -> Iterator[BatchTx]:
-    """The block runs on ``head`` and what is kept; its change commits in one trip
-    (:data:`CONDITIONAL_RECORD`) or :class:`OptimisticMiss` is raised, nothing written."""
-    tx = PgOptimisticTx(backend, key, head)
-    try:
-        yield tx
-    except OptimisticMiss:
-        raise
-    except Exception as e:  # decided on state that may be old: the lock decides
-        raise OptimisticMiss from e
-    if tx.change is None:  # "nothing to change" may be old news too
-        raise OptimisticMiss
-    _commit(backend, tx, tx.change, timeout, lock_name, op)
+class OptimisticBlock:
+    """``with`` it: the block runs on ``head`` and what is kept; its change commits in
+    one trip (:data:`CONDITIONAL_RECORD`) or :class:`OptimisticMiss` is raised, nothing
+    written. ``hold()`` marks the batch held by this thread for the block (it refuses a
+    re-entry) and returns what ``release`` takes back. (A class, not a generator: this
+    runs once per status save, and three nested generator context managers cost more
+    than the rest of the block's bookkeeping.)"""
+
+    __slots__ = (
+        "_mark",
+        "_tx",
+        "backend",
+        "head",
+        "hold",
+        "key",
+        "lock_name",
+        "op",
+        "release",
+        "timeout",
+    )
+
+    def __init__(self, backend: PostgresBackend, key: Key, head: Head, *, timeout: float,
+                 lock_name: str, op: str, hold: Callable[[], object],
+                 release: Callable[[object], None]) -> None:
+        self.backend, self.key, self.head = backend, key, head
+        self.timeout, self.lock_name, self.op = timeout, lock_name, op
+        self.hold, self.release = hold, release
+        self._mark: object = None
+        self._tx: PgOptimisticTx | None = None
+
+    def __enter__(self) -> BatchTx:
+        self._mark = self.hold()
+        self._tx = PgOptimisticTx(self.backend, self.key, self.head)
+        return self._tx
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        tx, self._tx = self._tx, None
+        try:
+            if et is not None:
+                if issubclass(et, Exception) and not issubclass(et, OptimisticMiss):
+                    # decided on state that may be old: the lock decides
+                    raise OptimisticMiss from ev
+                return  # OptimisticMiss itself, or not an error (Ctrl-C): as it is
+            assert tx is not None
+            if tx.change is None:  # "nothing to change" may be old news too
+                raise OptimisticMiss
+            _commit(self.backend, tx, tx.change, self.timeout, self.lock_name, self.op)
+        finally:
+            self.release(self._mark)
 
 
 def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeout: float,
@@ -213,6 +248,6 @@ __all__ = [
     "CONDITIONAL_RECORD",
     "LOCKED_AFTER_CONFLICT",
     "Head",
+    "OptimisticBlock",
     "PgOptimisticTx",
-    "optimistic_block",
 ]

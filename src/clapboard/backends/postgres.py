@@ -46,7 +46,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from clapboard import codec
 from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
-from clapboard.backends.pg_optimistic import LOCKED_AFTER_CONFLICT, Head, optimistic_block
+from clapboard.backends.pg_optimistic import LOCKED_AFTER_CONFLICT, Head, OptimisticBlock
 from clapboard.backends.pg_schema import ensure_schema
 from clapboard.backends.pg_state import PgEntry, materialize, new_token
 from clapboard.backends.pg_wire import (
@@ -85,9 +85,11 @@ os.register_at_fork(after_in_child=_HELD.clear)
 KEPT_HEADS = 4096  # batch heads a backend keeps for optimistic saves
 
 
-@contextmanager
-def _holding(backend: PostgresBackend, key: Key) -> Iterator[None]:
-    """This thread holds batch ``key`` for the block; refused at once if it already does."""
+Mark = tuple[str, str, str, str, int]
+
+
+def _hold(backend: PostgresBackend, key: Key) -> Mark:
+    """Mark batch ``key`` held by this thread; refused at once if it already is."""
     mark = (backend.url, *key, threading.get_ident())
     with _HELD_GUARD:
         if mark in _HELD:
@@ -97,11 +99,22 @@ def _holding(backend: PostgresBackend, key: Key) -> Iterator[None]:
                 f"{backend.location} (re-entrant save of the same batch, e.g. from a "
                 "post_write hook)", hint="do the second write after the first one returns")
         _HELD.add(mark)
+    return mark
+
+
+def _release(mark: object) -> None:
+    with _HELD_GUARD:
+        _HELD.discard(mark)
+
+
+@contextmanager
+def _holding(backend: PostgresBackend, key: Key) -> Iterator[None]:
+    """This thread holds batch ``key`` for the block; refused at once if it already does."""
+    mark = _hold(backend, key)
     try:
         yield
     finally:
-        with _HELD_GUARD:
-            _HELD.discard(mark)
+        _release(mark)
 
 
 # A flat body's artifact, as SQL over a batch row (paths.flat_name).
@@ -414,14 +427,9 @@ class PostgresBackend(Backend):
             else:
                 self._skip.pop(key, None)
             return None
-        return self._optimistic(key, head, timeout, op)
-
-    @contextmanager
-    def _optimistic(self, key: Key, head: Head, timeout: float, op: str) -> Iterator[BatchTx]:
-        lock_name = self.label(key[0], f"{key[1]}_{key[2]}")
-        with _holding(self, key), optimistic_block(self, key, head, timeout=timeout, op=op,
-                                                   lock_name=lock_name) as tx:
-            yield tx
+        return OptimisticBlock(self, key, head, timeout=timeout, op=op,
+                               lock_name=self.label(project, f"{episode}_{batch_id}"),
+                               hold=lambda: _hold(self, key), release=_release)
 
     def keep_head(self, key: Key, head: Head) -> None:
         """Remember ``key``'s head (the most recently written :data:`KEPT_HEADS` batches)."""
