@@ -324,13 +324,13 @@ def _full_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     from clapboard.backends import fs_state
 
     seen: list[Path] = []
-    real = fs_state.materialize
+    real = fs_state.read_whole
 
     def counting(body_path: Path, *args: Any) -> Any:
         seen.append(body_path)
         return real(body_path, *args)
 
-    monkeypatch.setattr(fs_state, "materialize", counting)
+    monkeypatch.setattr(fs_state, "read_whole", counting)
     return seen
 
 

@@ -21,8 +21,10 @@ across threads.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from clapboard import codec
 from clapboard.backends.base import BodyState
@@ -66,39 +68,60 @@ class BodyCache(KeptBodies[Entry]):
                     data: bytes, journal_fd: int | None = None) -> Entry:
         """The state of the body whose file holds ``data``, journal deltas applied.
         ``journal_fd``: the journal, already open (a batch transaction's), else opened
-        here for as long as it is needed."""
+        here, once, for as long as it is needed."""
+        return _with_journal(journal_path, journal_fd, lambda fd: self._materialize(
+            body_path, journal_path, version, data, fd))
+
+    def _materialize(self, body_path: Path, journal_path: Path, version: int, data: bytes,
+                     fd: int | None) -> Entry:
         kept = self.get(str(body_path))
         entry: Entry | None = None
         try:
             if kept is not None and kept.body == data:
-                entry = _catch_up(kept, journal_path, version, from_body=False,
-                                  fd=journal_fd)
+                entry = _catch_up(kept, journal_path, version, from_body=False, fd=fd)
             elif kept is not None:  # rewritten since (a compaction by another process?)
-                entry = _adopt(kept, journal_path, version, data, journal_fd)
+                entry = _adopt(kept, journal_path, version, data, fd)
                 if entry is not None:
-                    entry = _catch_up(entry, journal_path, version, from_body=False,
-                                      fd=journal_fd)
+                    entry = _catch_up(entry, journal_path, version, from_body=False, fd=fd)
         except _Rebase:
             entry = None
         if entry is None:
-            entry = materialize(body_path, journal_path, version, data, journal_fd)
+            entry = read_whole(body_path, journal_path, version, data, fd)
         if entry is not kept:
             self.put(str(body_path), entry)
         return entry
 
 
-def materialize(body_path: Path, journal_path: Path, version: int, data: bytes,
-                journal_fd: int | None = None) -> Entry:
+def materialize(body_path: Path, journal_path: Path, version: int, data: bytes) -> Entry:
     """The body file's bytes ``data`` decoded, with the journal's delta records after
     its checkpoint applied (nothing kept: for fsck and ``persistence.load_scene``)."""
-    return _catch_up(_fresh(body_path, data), journal_path, version, from_body=True,
-                     fd=journal_fd)
+    return _with_journal(journal_path, None, lambda fd: read_whole(
+        body_path, journal_path, version, data, fd))
 
 
-def _open_journal(path: Path, fd: int | None) -> int:
-    """``fd`` when the caller has the journal open, else a descriptor of its own (the
-    caller closes it when ``fd`` was None); FileNotFoundError when it does not exist."""
-    return fd if fd is not None else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def read_whole(body_path: Path, journal_path: Path, version: int, data: bytes,
+               fd: int | None) -> Entry:
+    """The body decoded and validated, its deltas applied from the open journal ``fd``
+    (None: there is none) — what a read costs when nothing kept proves the body."""
+    return _catch_up(_fresh(body_path, data), journal_path, version, from_body=True, fd=fd)
+
+
+T = TypeVar("T")
+
+
+def _with_journal(path: Path, fd: int | None, use: Callable[[int | None], T]) -> T:
+    """``use(fd)`` with the journal open: the caller's ``fd``, else a descriptor opened
+    here for the call and closed after it (``use(None)``: there is no journal)."""
+    if fd is not None:
+        return use(fd)
+    try:
+        own = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return use(None)
+    try:
+        return use(own)
+    finally:
+        os.close(own)
 
 
 class _Rebase(Exception):
@@ -113,31 +136,26 @@ def _fresh(body_path: Path, data: bytes) -> Entry:
 
 
 def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool,
-              fd: int | None = None) -> Entry:
+              fd: int | None) -> Entry:
+    """``entry`` with the journal's records after its position applied; ``fd``: the
+    journal, open (None: it does not exist)."""
     pos = entry.pos
     if pos is None:
         return entry
-    own = fd is None
-    try:
-        fd = _open_journal(journal_path, fd)
-    except FileNotFoundError:
+    if fd is None:
         if pos.seq == 0:
             return entry
         raise CorruptJournalError(
             f"journal is missing, but the body includes it up to seq {pos.seq}",
-            path=journal_path, hint="restore the journal from a backup") from None
-    try:
-        st = os.fstat(fd)
-        size = st.st_size
-        if (pos.ino == st.st_ino and pos.end == size
-                and os.pread(fd, len(pos.line), size - len(pos.line)) == pos.line):
-            return entry  # nothing appended since
-        if pos.ino != st.st_ino or pos.end > size or not pos.line:
-            pos = _anchor(fd, size, pos, journal_path, from_body=from_body)
-        data = os.pread(fd, size - pos.end, pos.end)
-    finally:
-        if own:
-            os.close(fd)
+            path=journal_path, hint="restore the journal from a backup")
+    st = os.fstat(fd)
+    size = st.st_size
+    if (pos.ino == st.st_ino and pos.end == size
+            and os.pread(fd, len(pos.line), size - len(pos.line)) == pos.line):
+        return entry  # nothing appended since
+    if pos.ino != st.st_ino or pos.end > size or not pos.line:
+        pos = _anchor(fd, size, pos, journal_path, from_body=from_body)
+    data = os.pread(fd, size - pos.end, pos.end)
     try:
         scan = jr.scan_bytes(data, journal_path, seq=pos.seq, crc=pos.crc, base=pos.end)
     except CorruptJournalError:
@@ -155,7 +173,7 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
 
 
 def _adopt(kept: Entry, journal_path: Path, version: int, data: bytes,
-           fd: int | None = None) -> Entry | None:
+           fd: int | None) -> Entry | None:
     """The entry for a body rewritten since ``kept`` was read, without decoding it, when
     it is the kept state brought up to the journal position it is stamped with: the
     records from the kept position to that checkpoint applied, then encoded — if the
@@ -167,21 +185,13 @@ def _adopt(kept: Entry, journal_path: Path, version: int, data: bytes,
     at 208 KiB, 14 ms at 1.4 MiB); encoding and comparing costs a fifth of that."""
     cp = codec.peek_checkpoint(data)
     pos = kept.pos
-    if cp is None or pos is None or not pos.line or cp.seq < pos.seq or cp.offset < pos.end:
+    if (fd is None or cp is None or pos is None or not pos.line or cp.seq < pos.seq
+            or cp.offset < pos.end):
         return None
-    own = fd is None
-    try:
-        fd = _open_journal(journal_path, fd)
-    except FileNotFoundError:
+    if (os.fstat(fd).st_ino != pos.ino
+            or os.pread(fd, len(pos.line), pos.end - len(pos.line)) != pos.line):
         return None
-    try:
-        if (os.fstat(fd).st_ino != pos.ino
-                or os.pread(fd, len(pos.line), pos.end - len(pos.line)) != pos.line):
-            return None
-        chunk = os.pread(fd, cp.offset - pos.end, pos.end)
-    finally:
-        if own:
-            os.close(fd)
+    chunk = os.pread(fd, cp.offset - pos.end, pos.end)
     try:
         scan = jr.scan_bytes(chunk, journal_path, seq=pos.seq, crc=pos.crc, base=pos.end)
     except CorruptJournalError:
