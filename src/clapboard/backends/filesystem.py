@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
+from types import TracebackType
 from typing import NamedTuple
 
 from clapboard import codec
@@ -264,27 +265,9 @@ class FilesystemBackend(Backend):
 
     # -- the batch transaction --------------------------------------------------------
 
-    @contextmanager
     def batch(self, project: str, episode: str, batch_id: str, *, timeout: float,
-              op: str = "") -> Iterator[BatchTx]:
-        if self.read_only_reason:
-            raise StoreReadOnlyError(
-                f"store {self.root} is read-only after a failed write: "
-                f"{self.read_only_reason}",
-                hint="reopen the store (a new process) after checking it with `clapboard fsck`",
-            )
-        lock = FileLock(self._batch_files(project, episode, batch_id).lock, timeout=timeout,
-                        op=op)
-        lock.acquire()
-        tx = FsBatchTx(self, project, episode, batch_id)
-        try:
-            yield tx
-        except BaseException as e:
-            tx.rollback(e)
-            raise
-        finally:
-            tx.close_journal()
-            lock.release()
+              op: str = "") -> AbstractContextManager[BatchTx]:
+        return _FsBatch(self, project, episode, batch_id, timeout, op)
 
     def fsck(self, project: str | None, *, repair: bool) -> Report:
         from clapboard.backends.fs_fsck import fsck_filesystem
@@ -295,6 +278,49 @@ class FilesystemBackend(Backend):
         from clapboard.backends.fs_fsck import migrate_filesystem
 
         return migrate_filesystem(self, project)
+
+
+class _FsBatch:
+    """One batch held: its lock for the block, a transaction over it, the files the
+    transaction replaced restored when the block raises. (A class, not a generator
+    context manager: this runs once per save.)"""
+
+    __slots__ = ("backend", "batch_id", "episode", "lock", "project", "tx")
+
+    def __init__(self, backend: FilesystemBackend, project: str, episode: str, batch_id: str,
+                 timeout: float, op: str) -> None:
+        self.backend, self.project, self.episode, self.batch_id = (backend, project, episode,
+                                                                   batch_id)
+        self.lock = FileLock(backend._batch_files(project, episode, batch_id).lock,
+                             timeout=timeout, op=op)
+        self.tx: FsBatchTx | None = None
+
+    def __enter__(self) -> FsBatchTx:
+        backend = self.backend
+        if backend.read_only_reason:
+            raise StoreReadOnlyError(
+                f"store {backend.root} is read-only after a failed write: "
+                f"{backend.read_only_reason}",
+                hint="reopen the store (a new process) after checking it with `clapboard fsck`",
+            )
+        self.lock.acquire()
+        try:
+            tx = self.tx = FsBatchTx(backend, self.project, self.episode, self.batch_id)
+        except BaseException:
+            self.lock.release()
+            raise
+        return tx
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        tx, self.tx = self.tx, None
+        assert tx is not None
+        try:
+            if ev is not None:
+                tx.rollback(ev)  # a failed rollback raises RollbackError, from ev
+        finally:
+            tx.close_journal()
+            self.lock.release()
 
 
 class FsBatchTx(BatchTx):

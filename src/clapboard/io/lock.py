@@ -37,8 +37,10 @@ import orjson
 from clapboard.errors import LockReentryError, LockTimeoutError, UnsupportedFilesystemError
 from clapboard.io.atomic import ensure_dir
 
-_HELD: dict[str, int] = {}  # lock path -> thread ident of the holder in this process
-_HELD_GUARD = threading.Lock()
+# lock path -> thread ident of the holder in this process. Each entry is only ever set
+# and removed by its holder's thread, and a dict's get/set/pop are atomic: no guard.
+_HELD: dict[str, int] = {}
+_PID = [os.getpid()]  # this process's pid, for the holder record (renewed in a child)
 
 # Unlocked descriptors kept for the next acquisition of the same lock file / folder
 # (opening and closing two files per save costs more than the flocks themselves). A
@@ -50,24 +52,47 @@ _KEPT_COUNT = [0]  # descriptors in _KEPT
 _KEPT_GUARD = threading.Lock()
 
 
+def _pop_kept(path: str) -> tuple[int, int] | None:
+    """A kept descriptor of ``path``, taken out (the caller holds ``_KEPT_GUARD``)."""
+    free = _KEPT.get(path)
+    if not free:
+        return None
+    got = free.pop()
+    if not free:
+        del _KEPT[path]
+    _KEPT_COUNT[0] -= 1
+    return got
+
+
 def _take(path: str) -> tuple[int, int] | None:
     with _KEPT_GUARD:
-        free = _KEPT.get(path)
-        if not free:
+        return _pop_kept(path)
+
+
+def _take_pair(path: str, folder: str) -> tuple[tuple[int, int], int] | None:
+    """Kept descriptors of a lock file and of its folder, both or neither (one trip
+    through the guard: this runs once per save)."""
+    with _KEPT_GUARD:
+        if not _KEPT.get(path) or not _KEPT.get(folder):
             return None
-        got = free.pop()
-        if not free:
-            del _KEPT[path]
-        _KEPT_COUNT[0] -= 1
-        return got
+        lock, folder_fd = _pop_kept(path), _pop_kept(folder)
+    assert lock is not None and folder_fd is not None
+    return lock, folder_fd[0]
 
 
-def _keep(path: str, fd: int, ino: int) -> None:
+def _keep(*kept: tuple[str, int, int]) -> None:
+    """Keep (path, fd, inode) descriptors for the next acquisition; the least recently
+    kept paths' descriptors are closed beyond ``_KEPT_MAX``."""
     evicted: list[tuple[int, int]] = []
     with _KEPT_GUARD:
-        _KEPT.setdefault(path, []).append((fd, ino))
-        _KEPT.move_to_end(path)
-        _KEPT_COUNT[0] += 1
+        for path, fd, ino in kept:
+            free = _KEPT.get(path)
+            if free is None:
+                _KEPT[path] = [(fd, ino)]
+            else:
+                free.append((fd, ino))
+                _KEPT.move_to_end(path)
+        _KEPT_COUNT[0] += len(kept)
         while _KEPT_COUNT[0] > _KEPT_MAX:
             _, old = _KEPT.popitem(last=False)
             evicted.extend(old)
@@ -82,10 +107,11 @@ def _folder(path: str) -> str:
 
 
 def _forget_in_child() -> None:
-    global _HELD_GUARD, _KEPT_GUARD
-    # Another thread may have held a guard at the fork: the child gets fresh ones.
-    _HELD_GUARD, _KEPT_GUARD = threading.Lock(), threading.Lock()
+    global _KEPT_GUARD
+    # Another thread may have held the guard at the fork: the child gets a fresh one.
+    _KEPT_GUARD = threading.Lock()
     _HELD.clear()
+    _PID[0] = os.getpid()
     # The child's copies of the kept descriptors share their open file descriptions
     # with the parent's: a flock through one would be the parent's lock. Drop them.
     for free in _KEPT.values():
@@ -146,46 +172,57 @@ class FileLock:
 
     def acquire(self) -> None:
         me = threading.get_ident()
-        with _HELD_GUARD:
-            if _HELD.get(self._key) == me:
-                raise LockReentryError(
-                    f"this thread already holds lock {self.path} (re-entrant save of the "
-                    "same batch, e.g. from a post_write hook)",
-                    path=self.path, hint="do the second write after the first one returns",
-                )
+        key = self._key
+        if _HELD.get(key) == me:
+            raise LockReentryError(
+                f"this thread already holds lock {self.path} (re-entrant save of the "
+                "same batch, e.g. from a post_write hook)",
+                path=self.path, hint="do the second write after the first one returns",
+            )
         deadline = time.monotonic() + self.timeout
         backoff: _Backoff | None = None
+        pair = _take_pair(key, self._dir)  # the common case: both kept, one guard trip
         while True:
-            kept = _take(self._key)
-            if kept is not None:
-                fd, ino = kept
+            dir_fd = -1
+            if pair is not None:
+                (fd, ino), dir_fd = pair
+                pair = None
             else:
-                try:
-                    fd = os.open(self._key, os.O_RDWR | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    self._create(deadline)
-                    continue
-                ino = 0
+                kept = _take(key)
+                if kept is not None:
+                    fd, ino = kept
+                else:
+                    try:
+                        fd = os.open(key, os.O_RDWR | os.O_CLOEXEC)
+                    except FileNotFoundError:
+                        self._create(deadline)
+                        continue
+                    ino = 0
             try:
                 locked = self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BaseException:
                 os.close(fd)
+                if dir_fd >= 0:
+                    os.close(dir_fd)
                 raise
             if not locked:
                 if ino:
-                    _keep(self._key, fd, ino)
+                    _keep((key, fd, ino))
                 else:
                     os.close(fd)
+                if dir_fd >= 0:
+                    _keep((self._dir, dir_fd, 0))
                 backoff = backoff or _Backoff(deadline)
                 if not backoff.wait():
                     raise LockTimeoutError(
                         str(self.path), self.timeout, holder=read_holder(self.path))
                 continue
-            try:
-                dir_fd = self._open_dir()
-            except BaseException:
-                os.close(fd)
-                raise
+            if dir_fd < 0:
+                try:
+                    dir_fd = self._open_dir()
+                except BaseException:
+                    os.close(fd)
+                    raise
             try:
                 # Shared, and blocking: the only exclusive holder is a creator, for the
                 # length of one open() call.
@@ -200,7 +237,7 @@ class FileLock:
             try:
                 if not ino:
                     ino = os.fstat(fd).st_ino
-                same = ino == os.stat(self._key).st_ino
+                same = ino == os.stat(key).st_ino
             except FileNotFoundError:
                 same = False
             if not same:
@@ -209,9 +246,8 @@ class FileLock:
                 continue
             break
         self._fd, self._dir_fd, self._ino = fd, dir_fd, ino
-        self._owner_pid = os.getpid()
-        with _HELD_GUARD:
-            _HELD[self._key] = me
+        self._owner_pid = _PID[0]
+        _HELD[key] = me
         self._record_holder(fd)
 
     def _flock(self, fd: int, how: int) -> bool:
@@ -274,13 +310,13 @@ class FileLock:
             return
         dir_fd, self._fd, self._dir_fd = self._dir_fd, None, None
         if os.getpid() == self._owner_pid:
-            with _HELD_GUARD:
-                _HELD.pop(self._key, None)
+            _HELD.pop(self._key, None)
             fcntl.flock(fd, fcntl.LOCK_UN)
-            _keep(self._key, fd, self._ino)
-            if dir_fd is not None:
-                fcntl.flock(dir_fd, fcntl.LOCK_UN)
-                _keep(self._dir, dir_fd, 0)
+            if dir_fd is None:
+                _keep((self._key, fd, self._ino))
+                return
+            fcntl.flock(dir_fd, fcntl.LOCK_UN)
+            _keep((self._key, fd, self._ino), (self._dir, dir_fd, 0))
             return
         # In a forked child: only close our copies; the parent still holds the locks.
         os.close(fd)
