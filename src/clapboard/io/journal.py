@@ -41,10 +41,12 @@ def record_crc(record: dict[str, Any]) -> str:
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
-    """The line for ``record`` (which has ``seq`` and ``prev``), with its ``crc`` added."""
-    rec = dict(record)
-    rec["crc"] = record_crc(rec)
-    return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    """The line for ``record`` (which has ``seq`` and ``prev``), with its ``crc`` added
+    (``record`` itself is left as it is)."""
+    body = record if "crc" not in record else {k: v for k, v in record.items() if k != "crc"}
+    crc = f"{zlib.crc32(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)):08x}"
+    return orjson.dumps({**body, "crc": crc},
+                        option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
 def check_line(line: bytes) -> dict[str, Any] | None:
@@ -275,7 +277,7 @@ class Journal:
                 # The caller rolls its change back: the record must not survive it.
                 _cut(fd, tail.valid_end)
                 raise
-            rec = orjson.loads(line)
+            rec: dict[str, Any] = orjson.loads(line)
             end = tail.valid_end + len(line)
             self._cache = (st.st_ino, end, Tail(rec["seq"], rec["crc"], end, end))
             self.last_append = (st.st_ino, end, line)
@@ -285,7 +287,7 @@ class Journal:
         finally:
             if kept_fd is None:
                 os.close(fd)
-        return dict(rec)
+        return rec  # decoded from the line just now: nobody else holds it
 
 
 def _cut(fd: int, size: int) -> None:
