@@ -267,3 +267,44 @@ def test_holder_record_is_rewritten_only_when_it_names_someone_else(tmp_path: Pa
     assert lockmod.read_holder(path)["host"] == socket.gethostname()
     hold("runner")
     assert lockmod.read_holder(path)["op"] == "runner"
+
+
+def test_a_kept_lock_descriptor_without_its_folders_is_still_used(tmp_path: Path) -> None:
+    """The common acquisition takes the lock file's and its folder's kept descriptors
+    together; when only the lock file's is kept (the folder's was closed), the lock is
+    still taken (through it), excludes others, and both are kept after release."""
+    import threading
+
+    path = tmp_path / "b.versions.lock"
+    with FileLock(path, timeout=2):
+        pass
+    folder = lockmod._take(str(tmp_path))
+    assert folder is not None
+    os.close(folder[0])
+    kept = lockmod._KEPT[str(path)][-1]
+    with FileLock(path, timeout=2) as lk:
+        assert lk._fd == kept[0], "the kept lock descriptor was not used"
+        got: list[bool] = []
+        t = threading.Thread(target=lambda: got.append(_try(str(path), 0.2)))
+        t.start()
+        t.join(10)
+        assert got == [False], "another thread took the held lock"
+    assert lockmod._KEPT.get(str(path)) and lockmod._KEPT.get(str(tmp_path))
+    assert _try(str(path), 2.0)
+
+
+def test_a_forked_child_names_itself_in_the_holder_record(tmp_path: Path) -> None:
+    """The pid in the holder record is remembered per process: a forked child that
+    takes the lock names itself, not its parent."""
+    path = tmp_path / "b.versions.lock"
+    with FileLock(path, timeout=2, op="parent"):
+        pass
+    pid = os.fork()
+    if pid == 0:
+        with FileLock(path, timeout=2, op="child"):
+            holder = lockmod.read_holder(path)
+        os._exit(0 if holder.get("pid") == os.getpid() and holder.get("op") == "child" else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's holder record named another pid"
+    with FileLock(path, timeout=2, op="parent"):
+        assert lockmod.read_holder(path)["pid"] == os.getpid()
