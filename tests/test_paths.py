@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from clapboard import InvalidNameError, UnsafePathError
@@ -79,3 +81,19 @@ def test_actor(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_actor() == "runner-7"
     monkeypatch.delenv("CLAPBOARD_ACTOR")
     assert "@" in resolve_actor()
+
+
+def test_actor_follows_every_change_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The actor is read from os.environ's own dict on POSIX: every set, change and
+    delete is seen at once, non-ASCII names decode as os.environ decodes them, an empty
+    value means unset, and a replaced os.environ is still honoured."""
+    monkeypatch.setenv("CLAPBOARD_ACTOR", "zoë@stage-2")
+    assert resolve_actor() == "zoë@stage-2" == os.environ["CLAPBOARD_ACTOR"]
+    os.environ["CLAPBOARD_ACTOR"] = "runner-8"
+    assert resolve_actor() == "runner-8"
+    os.environ["CLAPBOARD_ACTOR"] = ""
+    assert resolve_actor() != "" and "@" in resolve_actor()
+    del os.environ["CLAPBOARD_ACTOR"]
+    assert "@" in resolve_actor()
+    monkeypatch.setattr(os, "environ", {"CLAPBOARD_ACTOR": "from-a-plain-dict"})
+    assert resolve_actor() == "from-a-plain-dict"
