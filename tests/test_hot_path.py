@@ -514,3 +514,31 @@ def test_take_field_changes_follows_beat_changes_on_values_python_calls_equal() 
                                             "beats[b1].takes[t1].error"]
     assert orjson.dumps(after) == orjson.dumps(apply_changes(doc, changes))
     assert take_field_changes(doc, [(0, [(0, {"status": "pending"})])]) == ([], doc)
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(
+    st.text(max_size=6) | st.integers(0, 3),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=4)
+    | st.just(float("nan")) | st.floats() | _JSONISH,
+    max_size=40))
+def test_json_copy_of_a_flat_dict_is_what_the_round_trip_gives(doc: dict[Any, Any]) -> None:
+    """json_copy copies a small dict of strings, integers, booleans and nulls as it is;
+    that must be exactly what the orjson round trip (or its deepcopy fallback) gives,
+    for every dict — nested values, floats (NaN becomes null in the round trip), big
+    integers and non-string keys (the fallback) included — and never the dict itself."""
+    try:
+        expected = orjson.loads(orjson.dumps(doc))
+    except (orjson.JSONEncodeError, TypeError):
+        expected = copy.deepcopy(doc)
+    got = codec.json_copy(doc)
+    assert got is not doc
+    assert repr(got) == repr(expected)  # the same keys, values and types, in order

@@ -68,9 +68,21 @@ def dumps(doc: dict[str, Any]) -> bytes:
         return (text + "\n").encode("utf-8")
 
 
+_FLAT_VALUES = frozenset((str, int, bool, type(None)))
+
+
 def json_copy(doc: Any) -> Any:
     """An independent deep copy of a JSON value (an orjson round trip is faster than
-    ``copy.deepcopy``; values orjson refuses fall back to it). Paths become strings."""
+    ``copy.deepcopy``; values orjson refuses fall back to it). Paths become strings.
+    A small dict of strings, integers, booleans and nulls (a scene's metadata, often)
+    is copied as it is: its values are immutable, and the round trip would give the
+    same dict."""
+    if type(doc) is dict and len(doc) <= 32:
+        for v in doc.values():
+            if type(v) not in _FLAT_VALUES:
+                break
+        else:
+            return dict(doc)
     try:
         return orjson.loads(orjson.dumps(doc, default=_default))
     except (orjson.JSONEncodeError, TypeError):

@@ -388,7 +388,7 @@ class FsBatchTx(BatchTx):
         if entry.checkpoint is None or entry.pending >= self.backend.compact_every:
             entry = self._compact(path, entry)
         rec = self._journal_write({**record, "detail": {**record["detail"], "delta": True}},
-                                  verbatim=False)
+                                  verbatim=False, decode=after is None)
         assert self._journal.last_append is not None
         ino, end, line = self._journal.last_append
         # The cached state follows from the record as written, exactly as a reader
@@ -454,11 +454,12 @@ class FsBatchTx(BatchTx):
     def import_journal(self, record: Doc) -> Doc:
         return self._journal_write(record, verbatim=True)
 
-    def _journal_write(self, record: Doc, *, verbatim: bool) -> Doc:
+    def _journal_write(self, record: Doc, *, verbatim: bool, decode: bool = True) -> Doc:
         j = self._journal
         try:
             fd = self.journal_fd()
-            return j.append_verbatim(record, fd) if verbatim else j.append(record, fd)
+            return (j.append_verbatim(record, fd) if verbatim
+                    else j.append(record, fd, decode=decode))
         except OSError as e:
             # After a failed fsync the kernel may have dropped the dirty pages: never
             # retry and trust it. Refuse further writes until the store is reopened and

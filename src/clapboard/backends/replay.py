@@ -37,11 +37,10 @@ def is_delta(record: Doc, version: int) -> bool:
 
 def delta_line(record: Doc, seq: int, prev: str) -> tuple[bytes, Doc]:
     """A status save's journal line — ``record`` marked as a delta, numbered ``seq``
-    after ``prev`` — and the record as a reader decodes it."""
-    line = jr.encode_record({**record, "detail": {**record["detail"], "delta": True},
-                             "seq": seq, "prev": prev})
-    rec: Doc = orjson.loads(line)
-    return line, rec
+    after ``prev`` — and the record as written, with its crc (sharing the values of
+    ``record``: :func:`state_after` copies the changes it applies)."""
+    return jr.encoded_record({**record, "detail": {**record["detail"], "delta": True},
+                              "seq": seq, "prev": prev})
 
 
 def state_after(doc: Doc, rec: Doc, after: Doc | None) -> Doc:

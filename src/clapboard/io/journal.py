@@ -44,9 +44,15 @@ def encode_record(record: dict[str, Any]) -> bytes:
     """The line for ``record`` (which has ``seq`` and ``prev``), with its ``crc`` added
     (``record`` itself is left as it is)."""
     body = record if "crc" not in record else {k: v for k, v in record.items() if k != "crc"}
+    return encoded_record(body)[0]
+
+
+def encoded_record(body: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The line for ``body`` (a record with ``seq`` and ``prev`` and no ``crc``), and
+    ``body`` with its ``crc`` added, a new dict sharing its values."""
     crc = f"{zlib.crc32(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)):08x}"
-    return orjson.dumps({**body, "crc": crc},
-                        option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    rec = {**body, "crc": crc}
+    return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE), rec
 
 
 def check_line(line: bytes) -> dict[str, Any] | None:
@@ -233,18 +239,27 @@ class Journal:
         except (FileNotFoundError, PermissionError):
             return None
 
-    def append(self, record: dict[str, Any], fd: int | None = None) -> dict[str, Any]:
-        """Append ``record`` (without seq/prev/crc), durably; returns the full record.
-        ``fd``: the journal as :meth:`open` gave it (else opened and closed here)."""
-        return self._append(
-            lambda tail: encode_record({**record, "seq": tail.seq + 1, "prev": tail.crc}), fd)
+    def append(self, record: dict[str, Any], fd: int | None = None, *,
+               decode: bool = True) -> dict[str, Any]:
+        """Append ``record`` (without seq/prev/crc), durably; returns the full record
+        as a reader decodes it — or, with ``decode=False``, as built: sharing the
+        values of ``record`` (for a caller that keeps none of them). ``fd``: the
+        journal as :meth:`open` gave it (else opened and closed here)."""
+        def build(tail: Tail) -> tuple[bytes, dict[str, Any] | None]:
+            line, rec = encoded_record({**record, "seq": tail.seq + 1, "prev": tail.crc})
+            return line, None if decode else rec
+
+        return self._append(build, fd)
 
     def append_verbatim(self, record: dict[str, Any], fd: int | None = None) -> dict[str, Any]:
         """Append a complete record (seq, prev, crc as given) that continues the chain."""
-        return self._append(lambda tail: verbatim_line(record, tail.seq, tail.crc, self.path),
-                            fd)
+        return self._append(
+            lambda tail: (verbatim_line(record, tail.seq, tail.crc, self.path), None), fd)
 
-    def _append(self, build: Callable[[Tail], bytes], kept_fd: int | None) -> dict[str, Any]:
+    def _append(self, build: Callable[[Tail], tuple[bytes, dict[str, Any] | None]],
+                kept_fd: int | None) -> dict[str, Any]:
+        """Append the line ``build`` makes of the tail, durably; the record is the one
+        ``build`` returns with it, else the line decoded."""
         created = False
         if kept_fd is not None:
             fd = kept_fd
@@ -267,7 +282,7 @@ class Journal:
                 # A torn or damaged tail from an earlier crash: cut it before appending,
                 # so the new record is not glued onto garbage.
                 os.ftruncate(fd, tail.valid_end)
-            line = build(tail)
+            line, built = build(tail)
             try:
                 write_all(fd, line)
                 sync_data(fd)  # the line and the file's new length: the commit point
@@ -277,7 +292,7 @@ class Journal:
                 # The caller rolls its change back: the record must not survive it.
                 _cut(fd, tail.valid_end)
                 raise
-            rec: dict[str, Any] = orjson.loads(line)
+            rec: dict[str, Any] = orjson.loads(line) if built is None else built
             end = tail.valid_end + len(line)
             self._cache = (st.st_ino, end, Tail(rec["seq"], rec["crc"], end, end))
             self.last_append = (st.st_ino, end, line)
@@ -287,7 +302,7 @@ class Journal:
         finally:
             if kept_fd is None:
                 os.close(fd)
-        return rec  # decoded from the line just now: nobody else holds it
+        return rec
 
 
 def _cut(fd: int, size: int) -> None:
