@@ -875,13 +875,15 @@ def take_field_edits(scene: Scene, doc: JsonDict) -> TakeEdits | None:
             edited.append((j, assigned))
         if edited:
             edits.append((i, edited))
-    # Only assigned take fields can be invalid: checked in beat and take order, over the
-    # stored fields, as Take.validate checks a touched lazy take.
+    # Only assigned take fields can be invalid: checked in beat and take order, in the
+    # order Take.validate checks a take's fields, so the first error is its first error.
+    # The stored fields are valid (the stored body was validated), so they stand aside
+    # (absent fields are checked as their defaults; the id is the stored one).
     for i, edited in edits:
         stored = raws[i]["takes"]
         for j, assigned in edited:
             try:
-                _check_take_fields({**stored[j], **assigned})
+                _check_take_fields({"take_id": stored[j]["take_id"], **assigned})
             except ValidationError as e:
                 raise _within(f"beats[{i}]", _within(f"takes[{j}]", e)) from None
     return edits

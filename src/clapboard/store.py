@@ -68,6 +68,10 @@ Mutate = Callable[[Scene], object]
 PostWrite = Callable[[Scene], object]
 
 
+# A lazy scene makes one object per beat: the collector is paused while a scene with
+# this many beats is made (fewer allocate too little to trigger a collection).
+_PAUSE_GC_FROM = 200
+
 _SECOND: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
 
 
@@ -80,7 +84,10 @@ def utc_now() -> str:
     kept = _SECOND  # one read of an immutable pair: threads never mix two seconds
     if kept[0] != second:
         kept = _SECOND = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])
-    return f"{kept[1]}.{nanos // 1_000_000:03d}+00:00"
+    return f"{kept[1]}.{_MILLIS[nanos // 1_000_000]}+00:00"
+
+
+_MILLIS = tuple(f"{ms:03d}" for ms in range(1000))  # formatted once, not per record
 
 
 def default_lock_timeout() -> float:
@@ -188,6 +195,8 @@ class Store:
                 hint="check the names with `clapboard ls`",
             )
         self._check_state(state, project, ep, batch_id, version, manifest)
+        if len(state.doc.get("beats") or ()) < _PAUSE_GC_FROM:
+            return lazy_scene(state.doc)
         with codec.gc_paused():
             return lazy_scene(state.doc)
 
