@@ -50,7 +50,7 @@ from clapboard.paths import (
 )
 
 
-def _read(path: Path, size_hint: int = -1) -> bytes | None:
+def _read(path: Path | str, size_hint: int = -1) -> bytes | None:
     """A whole file, or None when it does not exist (plain system calls: the buffered
     ``open`` costs more than the read of a small body). With ``size_hint`` (the size
     the file is expected to have) one read of one byte more settles it: a regular
@@ -78,6 +78,8 @@ class _BatchFiles(NamedTuple):
     lock: Path
     manifest: Path
     journal: jr.Journal
+    manifest_key: str  # the manifest's path as text: what the hot path opens and keys by
+    lock_key: str  # the lock file's, the same
 
 
 class FilesystemBackend(Backend):
@@ -89,14 +91,14 @@ class FilesystemBackend(Backend):
         self.compact_every = compact_every
         self.bodies = BodyCache()
         self._dirs: dict[str, Path] = {}
-        self._files: dict[tuple[str, str], Path] = {}
+        self._files: dict[tuple[str, str], tuple[Path, str]] = {}  # the path, as text too
         self.location = str(self.root)
         self.read_only_reason: str | None = None
         self._batches: dict[tuple[str, str, str], _BatchFiles] = {}
         self._watch_tails: dict[str, tuple[int, int]] = {}  # journal -> (size, last seq)
         # The size each manifest had when last read: the next read is then one read()
         # of one byte more (see _read), no fstat and no second read.
-        self._manifest_sizes: dict[Path, int] = {}
+        self._manifest_sizes: dict[str, int] = {}
         fstype = filesystem_type(self.root)
         if is_network_fs(fstype) and not allow_network_fs:
             raise UnsupportedFilesystemError(
@@ -118,18 +120,29 @@ class FilesystemBackend(Backend):
 
     def body_path(self, project: str, episode: str, batch_id: str, version: int,
                   manifest: Doc | None) -> Path:
+        return self.body_file(project, episode, batch_id, version, manifest)[0]
+
+    def body_file(self, project: str, episode: str, batch_id: str, version: int,
+                  manifest: Doc | None) -> tuple[Path, str]:
+        """A body's path, and the same as text (see :meth:`file_entry`)."""
         artifact = artifact_for(manifest, episode, batch_id, version)
-        return self.file_path(project, artifact, f"batch {batch_id} v{version}")
+        return self.file_entry(project, artifact, f"batch {batch_id} v{version}")
 
     def file_path(self, project: str, name: str, context: str) -> Path:
         """The path of a scenes-folder file, its name checked (a bare basename) once."""
+        return self.file_entry(project, name, context)[0]
+
+    def file_entry(self, project: str, name: str, context: str) -> tuple[Path, str]:
+        """:meth:`file_path`, and the same as text: a save opens its files and keys what
+        it keeps by the text (each ``str()`` or hash of a ``Path`` is a Python call)."""
         key = (project, name)
-        path = self._files.get(key)
-        if path is None:
+        got = self._files.get(key)
+        if got is None:
             path = self.scenes_dir(project) / safe_basename(name, context=context)
+            got = (path, str(path))
             if len(self._files) < 100_000:
-                self._files[key] = path
-        return path
+                self._files[key] = got
+        return got
 
     def locate(self, project: str, episode: str, batch_id: str, version: int,
                manifest: Doc | None) -> str:
@@ -146,10 +159,11 @@ class FilesystemBackend(Backend):
         key = (project, episode, batch_id)
         files = self._batches.get(key)
         if files is None:
-            files = _BatchFiles(
-                self.file_path(project, lock_name(episode, batch_id), "lock"),
-                self.file_path(project, manifest_name(episode, batch_id), "manifest"),
-                jr.Journal(self.journal_path(project, episode, batch_id)))
+            manifest, manifest_key = self.file_entry(project, manifest_name(episode, batch_id),
+                                                     "manifest")
+            lock, lock_key = self.file_entry(project, lock_name(episode, batch_id), "lock")
+            files = _BatchFiles(lock, manifest, jr.Journal(self.journal_path(
+                project, episode, batch_id)), manifest_key, lock_key)
             if len(self._batches) < 100_000:
                 self._batches[key] = files
         return files
@@ -162,16 +176,18 @@ class FilesystemBackend(Backend):
 
     # -- reads ------------------------------------------------------------------------
 
-    def _load_manifest(self, project: str, episode: str, batch_id: str) -> Doc | None:
-        path = self._batch_files(project, episode, batch_id).manifest
+    def _load_manifest(self, project: str, episode: str, batch_id: str,
+                       files: _BatchFiles | None = None) -> Doc | None:
+        files = files or self._batch_files(project, episode, batch_id)
+        path, key = files.manifest, files.manifest_key
         sizes = self._manifest_sizes
-        data = _read(path, sizes.get(path, -1))
+        data = _read(key, sizes.get(key, -1))
         if data is None:
-            sizes.pop(path, None)
+            sizes.pop(key, None)
             return None
         if len(sizes) >= 100_000:
             sizes.clear()
-        sizes[path] = len(data)
+        sizes[key] = len(data)
         manifest = codec.decode_manifest(data, path)
         if manifest.get("batch_id") != batch_id:
             raise SceneIdentityMismatchError(batch_id, manifest.get("batch_id"), path=path,
@@ -179,13 +195,17 @@ class FilesystemBackend(Backend):
         return manifest
 
     def load_entry(self, path: Path, journal_path: Path, version: int,
-                   journal_fd: int | None = None) -> tuple[bytes, Entry] | None:
-        """The body file at ``path`` with its journal deltas applied (see fs_state)."""
-        data = _read(path, self.bodies.size_of(str(path)))
+                   journal_fd: int | None = None, key: str | None = None
+                   ) -> tuple[bytes, Entry] | None:
+        """The body file at ``path`` (``key``: the same as text) with its journal deltas
+        applied (see fs_state)."""
+        key = key or str(path)
+        data = _read(key, self.bodies.size_of(key))
         if data is None:
-            self.bodies.drop(str(path))
+            self.bodies.drop(key)
             return None
-        return data, self.bodies.materialize(path, journal_path, version, data, journal_fd)
+        return data, self.bodies.materialize(path, journal_path, version, data, journal_fd,
+                                             key)
 
     def journal_path(self, project: str, episode: str, batch_id: str) -> Path:
         return self.file_path(project, journal_name(episode, batch_id), "journal")
@@ -285,14 +305,14 @@ class _FsBatch:
     transaction replaced restored when the block raises. (A class, not a generator
     context manager: this runs once per save.)"""
 
-    __slots__ = ("backend", "batch_id", "episode", "lock", "project", "tx")
+    __slots__ = ("backend", "batch_id", "episode", "files", "lock", "project", "tx")
 
     def __init__(self, backend: FilesystemBackend, project: str, episode: str, batch_id: str,
                  timeout: float, op: str) -> None:
         self.backend, self.project, self.episode, self.batch_id = (backend, project, episode,
                                                                    batch_id)
-        self.lock = FileLock(backend._batch_files(project, episode, batch_id).lock,
-                             timeout=timeout, op=op)
+        self.files = backend._batch_files(project, episode, batch_id)
+        self.lock = FileLock(self.files.lock, timeout=timeout, op=op, key=self.files.lock_key)
         self.tx: FsBatchTx | None = None
 
     def __enter__(self) -> FsBatchTx:
@@ -305,7 +325,8 @@ class _FsBatch:
             )
         self.lock.acquire()
         try:
-            tx = self.tx = FsBatchTx(backend, self.project, self.episode, self.batch_id)
+            tx = self.tx = FsBatchTx(backend, self.project, self.episode, self.batch_id,
+                                     self.files)
         except BaseException:
             self.lock.release()
             raise
@@ -325,17 +346,18 @@ class _FsBatch:
 
 class FsBatchTx(BatchTx):
     def __init__(self, backend: FilesystemBackend, project: str, episode: str,
-                 batch_id: str) -> None:
+                 batch_id: str, files: _BatchFiles | None = None) -> None:
         self.backend = backend
+        self._files = files or backend._batch_files(project, episode, batch_id)
         self.project = project
         self.episode = episode
         self.batch_id = batch_id
         self.dir = backend.scenes_dir(project)
-        self._seen: dict[Path, bytes | None] = {}  # bytes as read in this tx
+        self._seen: dict[str, bytes | None] = {}  # bytes as read in this tx, by path text
         self._undo: list[tuple[Path, bytes | None]] = []
         self._manifest: tuple[Doc | None] | None = None
-        self._entries: dict[Path, Entry] = {}  # bodies read in this tx, as read
-        self._journal = backend.journal(project, episode, batch_id)
+        self._entries: dict[str, Entry] = {}  # bodies read in this tx, as read, by path text
+        self._journal = self._files.journal
         # The journal opened once for the whole transaction (its tail checked when a
         # body is read, the record appended): one open and close per save, not two.
         self._journal_fd: int | None = None
@@ -353,7 +375,7 @@ class FsBatchTx(BatchTx):
     def read_manifest(self) -> Doc | None:
         if self._manifest is None:
             self._manifest = (self.backend._load_manifest(self.project, self.episode,
-                                                          self.batch_id),)
+                                                          self.batch_id, self._files),)
         m = self._manifest[0]
         return dict(m) if m is not None else None
 
@@ -362,13 +384,15 @@ class FsBatchTx(BatchTx):
                                       manifest)
 
     def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
-        path = self._path(version, manifest)
-        got = self.backend.load_entry(path, self._journal.path, version, self.journal_fd())
+        path, key = self.backend.body_file(self.project, self.episode, self.batch_id, version,
+                                           manifest)
+        got = self.backend.load_entry(path, self._journal.path, version, self.journal_fd(),
+                                      key)
         if got is None:
-            self._seen[path] = None
+            self._seen[key] = None
             return None
-        self._seen[path], entry = got
-        self._entries[path] = entry
+        self._seen[key], entry = got
+        self._entries[key] = entry
         return entry.state
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
@@ -378,9 +402,9 @@ class FsBatchTx(BatchTx):
         file untouched. Before that, a body without a checkpoint, or one that already
         has ``compact_every`` deltas pending, is rewritten with its current state
         (so a failure there refuses the save and commits nothing)."""
-        path = self.backend.file_path(self.project, artifact,
-                                      f"batch {self.batch_id} v{version}")
-        entry = self._entries.get(path)
+        path, key = self.backend.file_entry(self.project, artifact,
+                                            f"batch {self.batch_id} v{version}")
+        entry = self._entries.get(key)
         if entry is None or entry.state is not state or self.backend.compact_every == 0:
             # Not read in this transaction, or the store keeps every body current:
             # write the body whole (its checkpoint then includes this record's past).
@@ -397,7 +421,7 @@ class FsBatchTx(BatchTx):
         # written (so their values are shared with nobody but that record).
         doc = (after if after is not None
                else apply_changes(entry.state.doc, rec["detail"]["changes"]))
-        self.backend.bodies.put(str(path), Entry(
+        self.backend.bodies.put(key, Entry(
             entry.body, entry.checkpoint, BodyState(doc, valid=True),
             JournalPos(ino, end, rec["seq"], rec["crc"], line), entry.pending + 1))
         return rec
@@ -419,20 +443,21 @@ class FsBatchTx(BatchTx):
         return (self.dir / safe_basename(artifact)).exists()
 
     def _replace(self, path: Path, data: bytes) -> None:
-        if path in self._seen:
-            previous = self._seen[path]
+        key = str(path)
+        if key in self._seen:
+            previous = self._seen[key]
         else:
-            previous = _read(path)
+            previous = _read(key)
         self._undo.append((path, previous))
         atomic_write_bytes(path, data)
-        self._seen[path] = data
+        self._seen[key] = data
 
     def write_body(self, version: int, doc: Doc, artifact: str) -> None:
         # A whole body includes everything journaled so far: stamp that position.
         path = self.backend.file_path(self.project, artifact, f"batch {self.batch_id} v{version}")
         pos = self._position()
         self._replace(path, codec.encode_scene(doc, Checkpoint(pos.seq, pos.crc, pos.end)))
-        self._entries.pop(path, None)
+        self._entries.pop(str(path), None)
         self.backend.bodies.drop(str(path))
 
     def create_body(self, version: int, doc: Doc, artifact: str) -> None:

@@ -65,16 +65,20 @@ class BodyCache(KeptBodies[Entry]):
     # -- reading -----------------------------------------------------------------------------
 
     def materialize(self, body_path: Path, journal_path: Path, version: int,
-                    data: bytes, journal_fd: int | None = None) -> Entry:
+                    data: bytes, journal_fd: int | None = None, key: str | None = None
+                    ) -> Entry:
         """The state of the body whose file holds ``data``, journal deltas applied.
         ``journal_fd``: the journal, already open (a batch transaction's), else opened
-        here, once, for as long as it is needed."""
-        return _with_journal(journal_path, journal_fd, lambda fd: self._materialize(
-            body_path, journal_path, version, data, fd))
+        here, once, for as long as it is needed. ``key``: the body's path as text."""
+        key = key or str(body_path)
+        if journal_fd is not None:  # a save's own descriptor: the common case, directly
+            return self._materialize(body_path, key, journal_path, version, data, journal_fd)
+        return _with_journal(journal_path, None, lambda fd: self._materialize(
+            body_path, key, journal_path, version, data, fd))
 
-    def _materialize(self, body_path: Path, journal_path: Path, version: int, data: bytes,
-                     fd: int | None) -> Entry:
-        kept = self.get(str(body_path))
+    def _materialize(self, body_path: Path, key: str, journal_path: Path, version: int,
+                     data: bytes, fd: int | None) -> Entry:
+        kept = self.get(key)
         entry: Entry | None = None
         try:
             if kept is not None and kept.body == data:
@@ -88,7 +92,7 @@ class BodyCache(KeptBodies[Entry]):
         if entry is None:
             entry = read_whole(body_path, journal_path, version, data, fd)
         if entry is not kept:
-            self.put(str(body_path), entry)
+            self.put(key, entry)
         return entry
 
 

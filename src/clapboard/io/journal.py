@@ -200,6 +200,7 @@ class Journal:
 
     def __init__(self, path: Path | str) -> None:
         self.path = path if isinstance(path, Path) else Path(path)
+        self._key = str(self.path)  # what open() opens (a Path's str() is a Python call)
         self._cache: tuple[int, int, Tail] | None = None  # (inode, size, tail)
         # (inode, end offset, line) of this object's last successful append
         self.last_append: tuple[int, int, bytes] | None = None
@@ -235,7 +236,7 @@ class Journal:
         and closes it; None when the file does not exist or may not be written (then
         every step opens it, or fails, as it would alone). Any other error is raised."""
         try:
-            return os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            return os.open(self._key, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except (FileNotFoundError, PermissionError):
             return None
 

@@ -159,7 +159,10 @@ class FileLock:
     against the path (FAILURE_MODES #8), so a waiter on a replaced file retries.
     """
 
-    def __init__(self, path: Path | str, *, timeout: float = 30.0, op: str = "") -> None:
+    def __init__(self, path: Path | str, *, timeout: float = 30.0, op: str = "",
+                 key: str | None = None) -> None:
+        """``key``: ``path`` as text, when the caller has it (it is what the lock opens
+        and keeps descriptors by)."""
         self.path = path if isinstance(path, Path) else Path(path)
         self.timeout = timeout
         self.op = op
@@ -167,7 +170,7 @@ class FileLock:
         self._dir_fd: int | None = None
         self._ino = 0
         self._owner_pid = 0
-        self._key = str(self.path)
+        self._key = key or str(self.path)
         self._dir = _folder(self._key)
 
     def acquire(self) -> None:
