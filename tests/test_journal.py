@@ -114,3 +114,36 @@ def test_one_write_per_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     Journal(tmp_path / "j").append({"op": "x", "detail": {"blob": "y" * 300_000}})
     persistence.jsonl_append_locked(tmp_path / "k", {"blob": "z" * 300_000})
     assert len(writes) == 2
+
+
+_ANY_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
+    [',"detail":', '","detail":"', '\\",\\"detail\\":', '"', "\\", "\n", "\x00"])
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_ANY_TEXT, inner, max_size=3),
+    max_leaves=10)
+
+
+@settings(max_examples=400, deadline=None)
+@given(actor=_ANY_TEXT | _VALUES | st.just({"a": 1, "detail": 2}),
+       at=_ANY_TEXT | st.integers(0, 2**40), detail=_VALUES, op=_VALUES, version=_VALUES,
+       extra=st.dictionaries(_ANY_TEXT | st.sampled_from(["b", "cz", "crd", "d", "zz"]),
+                             _VALUES, max_size=2))
+def test_a_spliced_record_line_is_the_encoded_one(actor: object, at: object, detail: object,
+                                                  op: object, version: object,
+                                                  extra: dict[str, object]) -> None:
+    """A Store record's line is its canonical bytes with the crc spliced in before
+    ``,"detail":``: byte for byte what encoding the record with its crc gives, whatever
+    its strings hold (quotes, that very pattern, escapes), and records of other keys
+    or types are encoded whole; the crc is the one check_line verifies."""
+    import orjson
+
+    from clapboard.io.journal import check_line, encoded_record
+
+    body = {"actor": actor, "at": at, "detail": detail, "op": op, "prev": "0badc0de",
+            "seq": 7, "version": version, **extra}
+    body.pop("crc", None)
+    line, rec = encoded_record(body)
+    assert line == orjson.dumps(rec, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    assert rec == {**body, "crc": rec["crc"]}
+    assert check_line(line) is not None

@@ -159,6 +159,9 @@ class FileLock:
     against the path (FAILURE_MODES #8), so a waiter on a replaced file retries.
     """
 
+    __slots__ = ("_dir", "_dir_fd", "_fd", "_ino", "_key", "_owner_pid", "op", "path",
+                 "timeout")
+
     def __init__(self, path: Path | str, *, timeout: float = 30.0, op: str = "",
                  key: str | None = None) -> None:
         """``key``: ``path`` as text, when the caller has it (it is what the lock opens
