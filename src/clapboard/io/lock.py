@@ -315,7 +315,9 @@ class FileLock:
         if fd is None:
             return
         dir_fd, self._fd, self._dir_fd = self._dir_fd, None, None
-        if os.getpid() == self._owner_pid:
+        # _PID is renewed in a forked child (os.fork, multiprocessing, forkpty and
+        # subprocess's preexec_fn all run the at-fork hooks): a child never unlocks.
+        if _PID[0] == self._owner_pid:
             _HELD.pop(self._key, None)
             fcntl.flock(fd, fcntl.LOCK_UN)
             if dir_fd is None:
