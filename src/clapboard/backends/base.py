@@ -61,7 +61,7 @@ class Report:
                 "problems": [p.to_dict() for p in self.problems]}
 
 
-@dataclass
+@dataclass(slots=True)
 class BodyState:
     """A body as the store reads it: ``doc`` is the scene dict with every journal delta
     applied. ``doc`` is shared (a backend may cache it): never mutate it — build a

@@ -34,7 +34,7 @@ from clapboard.errors import CorruptJournalError
 from clapboard.io import journal as jr
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: its __init__ would cost ~1 µs more per save
 class JournalPos:
     """A verified position in a journal: the record ``seq``/``crc`` whose line (with its
     newline) is ``line`` and ends at byte ``end`` of the file with inode ``ino``."""
@@ -46,7 +46,7 @@ class JournalPos:
     line: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never mutated (kept entries are shared); not frozen, as above
 class Entry:
     body: bytes  # the body file's bytes
     checkpoint: Checkpoint | None  # what the body says it includes (None: complete)

@@ -50,7 +50,7 @@ Key = tuple[str, str, str]
 LOCKED_AFTER_CONFLICT = 8
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never mutated; not frozen (a frozen __init__ costs ~1 µs)
 class Head:
     """A batch row as this process last saw it under its lock (or wrote it since)."""
 
@@ -78,7 +78,7 @@ CONDITIONAL_RECORD = Statement(b"clapboard_conditional_record", (
     b"SELECT pg_notify($7, $8) FROM upd"))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Change:
     """The one change an optimistic block made, waiting for the block to end."""
 

@@ -27,7 +27,7 @@ from clapboard.io import journal as jr
 Execute = Callable[..., Any]  # PgBatchTx.execute or Connection.execute
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never mutated (kept entries are shared); not frozen: cheaper
 class PgEntry:
     token: str  # the body row's token when it was read
     seq: int  # the last journal record applied (or checked)

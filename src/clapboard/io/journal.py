@@ -97,7 +97,7 @@ def verbatim_line(record: dict[str, Any], seq: int, crc: str, path: Path | str) 
     return line
 
 
-@dataclass
+@dataclass(slots=True)
 class Tail:
     """Where the valid records end, and the chain state an append continues from."""
 
