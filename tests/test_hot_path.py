@@ -381,7 +381,8 @@ def test_lazy_scene_edits_write_what_an_eager_scene_writes(
 
 # Edits that only assign a take's plain scalar fields (the status writer's short path),
 # valid or not, and edits that are anything else (the general path must be taken).
-_FIELD_EDITS = ["status", "take_error", "attempt", "started", "provider", "same_status",
+_FIELD_EDITS = ["status", "take_error", "attempt", "started", "provider", "provider_none",
+                "same_status",
                 "bad_status", "bad_time", "negative_attempt", "int_error"]
 _OTHER_EDITS = ["bool_attempt", "take_id", "scene_locked", "scene_meta", "str_subclass",
                 "receipt", "read_only", "primary", "metadata", "add_take", "scene_extra",
@@ -414,6 +415,8 @@ def _field_edit(s: Scene, edit: str, i: int) -> None:
         take.started_at = f"2026-11-26T10:00:0{i}+00:00"
     elif edit == "provider":  # b3's takes were stored without a provider key
         take.provider = "veo"
+    elif edit == "provider_none":  # absent as stored, assigned its default: still added
+        take.provider = None
     elif edit == "same_status":
         take.status = take.status
     elif edit == "bad_status":

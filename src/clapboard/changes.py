@@ -163,13 +163,21 @@ def take_field_changes(doc: dict[str, Any],
             path = f"beats[{ident}].takes[{tid}]"
             key = ("beats", {"beat_id": ident}, "takes", {"take_id": tid})
             before = len(out)
-            for k, o in take.items():
-                n = assigned.get(k, _ABSENT)
-                if n is not _ABSENT and not (o is n or (type(o) is type(n) and o == n)):
-                    out.append(_change(f"{path}.{k}", (*key, k), o, n))
-            for k, n in assigned.items():
-                if k not in take:
+            if len(assigned) == 1:  # the common edit (a status): no pass over the take
+                (k, n), = assigned.items()
+                o = take.get(k, _ABSENT)
+                if o is _ABSENT:  # a field the take did not have: added, whatever its value
                     out.append(_change(f"{path}.{k}", (*key, k), _MISSING, n))
+                elif not (o is n or (type(o) is type(n) and o == n)):
+                    out.append(_change(f"{path}.{k}", (*key, k), o, n))
+            else:  # in the stored take's order, then the added fields in assignment order
+                for k, o in take.items():
+                    n = assigned.get(k, _ABSENT)
+                    if n is not _ABSENT and not (o is n or (type(o) is type(n) and o == n)):
+                        out.append(_change(f"{path}.{k}", (*key, k), o, n))
+                for k, n in assigned.items():
+                    if k not in take:
+                        out.append(_change(f"{path}.{k}", (*key, k), _MISSING, n))
             if len(out) > before:
                 if new_takes is None:
                     new_takes = list(takes)

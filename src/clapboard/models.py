@@ -14,6 +14,7 @@ a freshly loaded scene, so fields are assigned in place. They know nothing of fi
 
 from __future__ import annotations
 
+import operator
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -737,13 +738,16 @@ def lazy_scene(doc: JsonDict) -> Scene:
     """A scene over a *validated* stored dict that nobody mutates: the scene's own
     containers (metadata, extras) are copied, its scalars shared (immutable), its beats
     lazy (see above). Mutating the result never reaches ``doc``."""
-    values = dict(_SCENE_DEFAULTS)
     extra: JsonDict = {}
-    for k, v in doc.items():
-        if k in _SCENE_KNOWN:
-            values[k] = v  # scalars are shared as they are (immutable)
-        else:
-            extra[k] = v
+    if doc.keys() <= _SCENE_KNOWN:  # the common body: no extras (one set test, in C)
+        values = {**_SCENE_DEFAULTS, **doc}  # scalars are shared as they are (immutable)
+    else:
+        values = dict(_SCENE_DEFAULTS)
+        for k, v in doc.items():
+            if k in _SCENE_KNOWN:
+                values[k] = v
+            else:
+                extra[k] = v
     md = values.get("scene_metadata")
     values["scene_metadata"] = json_copy(md) if md else {}  # the only container
     values["extra"] = json_copy(extra) if extra else extra
@@ -838,10 +842,14 @@ def take_field_edits(scene: Scene, doc: JsonDict) -> TakeEdits | None:
     extra = sd.get("extra")
     if type(extra) is not dict or extra:
         return None  # extras, stored (lazy_scene put them there) or assigned
-    for name in _SCENE_OWN:  # the scene's own fields as stored (and so valid)
-        o, n = doc.get(name, _NOT_SCALAR), sd.get(name)
-        if not (o is n or (type(o) is type(n) and o == n)):
-            return None
+    # The scene's own fields as stored (and so valid): the same values of the same types
+    # (1 == True, so the types are compared too), read and compared in C.
+    try:
+        as_stored, own = _SCENE_OWN_VALUES(doc), _SCENE_OWN_VALUES(sd)
+    except KeyError:
+        return None  # absent from the body (a default stands for it) or deleted
+    if as_stored != own or list(map(type, as_stored)) != list(map(type, own)):
+        return None
     beats, raws = sd.get("beats"), doc.get("beats")
     if type(beats) is not list or type(raws) is not list or len(beats) != len(raws):
         return None
@@ -970,6 +978,7 @@ _SCENE_DEFAULTS: JsonDict = {"locked": False, "lock_reason": None, "locked_by": 
 _EDITABLE_TAKE = frozenset(_TAKE_SCALARS) - {"take_id"}
 _PLAIN_TYPES = frozenset((str, int, type(None)))
 _SCENE_OWN = tuple(f for f in Scene._FIELDS if f != "beats")
+_SCENE_OWN_VALUES = operator.itemgetter(*_SCENE_OWN)
 
 # A lazy field must not have a class-level default: attribute lookup would find the
 # default before ``__getattr__`` could build the real value. (The generated
