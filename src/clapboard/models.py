@@ -416,8 +416,13 @@ class Beat:
         d = self.__dict__
         raw = d["_raw"]
         value: Any
-        if name == "takes":
-            value = [_lazy(Take, t) for t in raw.get("takes", ())]
+        if name == "takes":  # _lazy(Take, t) for each, inlined: this runs on every save
+            value = []
+            new = object.__new__
+            for t in raw.get("takes", ()):
+                take: Any = new(Take)
+                take._raw = t
+                value.append(take)
         elif name == "board":
             b = raw.get("board")
             value = Board.from_dict(json_copy(b), validate=False) if b is not None else None

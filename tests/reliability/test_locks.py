@@ -226,7 +226,7 @@ def test_forked_child_does_not_reuse_kept_descriptors(tmp_path: Path) -> None:
 
 
 def test_kept_descriptors_are_bounded_least_recent_closed_first(tmp_path: Path) -> None:
-    """A long-lived process locking many batches keeps at most _KEPT_MAX descriptors:
+    """A long-lived process locking many batches keeps at most _KEPT_MAX pairs of descriptors:
     the least recently used are closed, the newest is always kept."""
     def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
@@ -270,26 +270,30 @@ def test_holder_record_is_rewritten_only_when_it_names_someone_else(tmp_path: Pa
 
 
 def test_a_kept_lock_descriptor_without_its_folders_is_still_used(tmp_path: Path) -> None:
-    """The common acquisition takes the lock file's and its folder's kept descriptors
-    together; when only the lock file's is kept (the folder's was closed), the lock is
-    still taken (through it), excludes others, and both are kept after release."""
+    """A released lock keeps its file's and its folder's descriptors together; an
+    acquisition takes both in one guarded trip. When only the lock file's is kept (its
+    folder's closed), the lock is still taken through it, with a new folder descriptor,
+    excludes another thread, and both are kept after release."""
     import threading
 
     path = tmp_path / "b.versions.lock"
     with FileLock(path, timeout=2):
         pass
-    folder = lockmod._take(str(tmp_path))
-    assert folder is not None
-    os.close(folder[0])
-    kept = lockmod._KEPT[str(path)][-1]
+    kept = lockmod._take(str(path))
+    assert kept is not None and kept[2] >= 0, "the folder's descriptor was not kept"
+    fd, ino, dir_fd = kept
+    os.close(dir_fd)
+    lockmod._keep(str(path), fd, ino, -1)
     with FileLock(path, timeout=2) as lk:
-        assert lk._fd == kept[0], "the kept lock descriptor was not used"
+        assert lk._fd == fd, "the kept lock descriptor was not used"
+        assert lk._dir_fd is not None and lk._dir_fd >= 0
         got: list[bool] = []
         t = threading.Thread(target=lambda: got.append(_try(str(path), 0.2)))
         t.start()
         t.join(10)
         assert got == [False], "another thread took the held lock"
-    assert lockmod._KEPT.get(str(path)) and lockmod._KEPT.get(str(tmp_path))
+    again = lockmod._KEPT[str(path)][-1]
+    assert again[0] == fd and again[2] >= 0
     assert _try(str(path), 2.0)
 
 

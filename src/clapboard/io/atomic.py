@@ -83,6 +83,8 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
+        if n == len(view):  # all of it (the usual case): no slice
+            return
         if n <= 0:  # pragma: no cover - a zero-length write of a non-empty buffer
             raise OSError(errno.EIO, "write returned 0 bytes")
         view = view[n:]

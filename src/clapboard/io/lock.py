@@ -42,63 +42,51 @@ from clapboard.io.atomic import ensure_dir
 _HELD: dict[str, int] = {}
 _PID = [os.getpid()]  # this process's pid, for the holder record (renewed in a child)
 
-# Unlocked descriptors kept for the next acquisition of the same lock file / folder
-# (opening and closing two files per save costs more than the flocks themselves). A
-# kept descriptor is taken out while in use, so no two holders ever share one: flock
-# locks belong to the open file description, and sharing one would share the lock.
-_KEPT_MAX = 64  # descriptors in all; the least recently kept are closed first
-_KEPT: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()  # path -> [(fd, inode)]
-_KEPT_COUNT = [0]  # descriptors in _KEPT
+# Unlocked descriptors kept for the next acquisition of the same lock file: the lock
+# file's and its folder's, together (opening and closing two files per save costs more
+# than the flocks themselves). A kept pair is taken out while in use, so no two holders
+# ever share one: flock locks belong to the open file description, and sharing one
+# would share the lock.
+_KEPT_MAX = 32  # kept pairs in all (two descriptors each); the least recent closed first
+# lock path -> [(lock fd, its inode, folder fd or -1)]
+_KEPT: OrderedDict[str, list[tuple[int, int, int]]] = OrderedDict()
+_KEPT_COUNT = [0]  # pairs in _KEPT
 _KEPT_GUARD = threading.Lock()
 
 
-def _pop_kept(path: str) -> tuple[int, int] | None:
-    """A kept descriptor of ``path``, taken out (the caller holds ``_KEPT_GUARD``)."""
-    free = _KEPT.get(path)
-    if not free:
-        return None
-    got = free.pop()
-    if not free:
-        del _KEPT[path]
-    _KEPT_COUNT[0] -= 1
-    return got
-
-
-def _take(path: str) -> tuple[int, int] | None:
+def _take(path: str) -> tuple[int, int, int] | None:
+    """A kept (lock fd, inode, folder fd or -1) of the lock file ``path``, taken out."""
     with _KEPT_GUARD:
-        return _pop_kept(path)
-
-
-def _take_pair(path: str, folder: str) -> tuple[tuple[int, int], int] | None:
-    """Kept descriptors of a lock file and of its folder, both or neither (one trip
-    through the guard: this runs once per save)."""
-    with _KEPT_GUARD:
-        if not _KEPT.get(path) or not _KEPT.get(folder):
+        free = _KEPT.get(path)
+        if not free:
             return None
-        lock, folder_fd = _pop_kept(path), _pop_kept(folder)
-    assert lock is not None and folder_fd is not None
-    return lock, folder_fd[0]
+        got = free.pop()
+        if not free:
+            del _KEPT[path]
+        _KEPT_COUNT[0] -= 1
+        return got
 
 
-def _keep(*kept: tuple[str, int, int]) -> None:
-    """Keep (path, fd, inode) descriptors for the next acquisition; the least recently
-    kept paths' descriptors are closed beyond ``_KEPT_MAX``."""
-    evicted: list[tuple[int, int]] = []
+def _keep(path: str, fd: int, ino: int, dir_fd: int) -> None:
+    """Keep the lock file's descriptor (and its folder's, or -1) for the next
+    acquisition; the least recently kept are closed beyond ``_KEPT_MAX``."""
+    evicted: list[tuple[int, int, int]] = []
     with _KEPT_GUARD:
-        for path, fd, ino in kept:
-            free = _KEPT.get(path)
-            if free is None:
-                _KEPT[path] = [(fd, ino)]
-            else:
-                free.append((fd, ino))
-                _KEPT.move_to_end(path)
-        _KEPT_COUNT[0] += len(kept)
+        free = _KEPT.get(path)
+        if free is None:
+            _KEPT[path] = [(fd, ino, dir_fd)]
+        else:
+            free.append((fd, ino, dir_fd))
+            _KEPT.move_to_end(path)
+        _KEPT_COUNT[0] += 1
         while _KEPT_COUNT[0] > _KEPT_MAX:
             _, old = _KEPT.popitem(last=False)
             evicted.extend(old)
             _KEPT_COUNT[0] -= len(old)
-    for old_fd, _ in evicted:
+    for old_fd, _, old_dir in evicted:
         os.close(old_fd)
+        if old_dir >= 0:
+            os.close(old_dir)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -115,11 +103,13 @@ def _forget_in_child() -> None:
     # The child's copies of the kept descriptors share their open file descriptions
     # with the parent's: a flock through one would be the parent's lock. Drop them.
     for free in _KEPT.values():
-        for fd, _ in free:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        for kept in free:
+            for fd in kept[::2]:  # the lock file's and the folder's
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
     _KEPT.clear()
     _KEPT_COUNT[0] = 0
 
@@ -146,6 +136,13 @@ def read_holder(path: Path | str) -> dict[str, object]:
         return holder if isinstance(holder, dict) else {}
     except (OSError, orjson.JSONDecodeError):
         return {}
+
+
+def _close(fd: int, dir_fd: int) -> None:
+    """Close a lock file's descriptor and its folder's (-1: none)."""
+    os.close(fd)
+    if dir_fd >= 0:
+        os.close(dir_fd)
 
 
 class FileLock:
@@ -187,37 +184,27 @@ class FileLock:
             )
         deadline = time.monotonic() + self.timeout
         backoff: _Backoff | None = None
-        pair = _take_pair(key, self._dir)  # the common case: both kept, one guard trip
         while True:
-            dir_fd = -1
-            if pair is not None:
-                (fd, ino), dir_fd = pair
-                pair = None
+            kept = _take(key)
+            if kept is not None:  # the common case: both descriptors kept, one guard trip
+                fd, ino, dir_fd = kept
             else:
-                kept = _take(key)
-                if kept is not None:
-                    fd, ino = kept
-                else:
-                    try:
-                        fd = os.open(key, os.O_RDWR | os.O_CLOEXEC)
-                    except FileNotFoundError:
-                        self._create(deadline)
-                        continue
-                    ino = 0
+                try:
+                    fd = os.open(key, os.O_RDWR | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    self._create(deadline)
+                    continue
+                ino, dir_fd = 0, -1
             try:
                 locked = self._flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BaseException:
-                os.close(fd)
-                if dir_fd >= 0:
-                    os.close(dir_fd)
+                _close(fd, dir_fd)
                 raise
             if not locked:
                 if ino:
-                    _keep((key, fd, ino))
+                    _keep(key, fd, ino, dir_fd)
                 else:
-                    os.close(fd)
-                if dir_fd >= 0:
-                    _keep((self._dir, dir_fd, 0))
+                    _close(fd, dir_fd)
                 backoff = backoff or _Backoff(deadline)
                 if not backoff.wait():
                     raise LockTimeoutError(
@@ -234,8 +221,7 @@ class FileLock:
                 # length of one open() call.
                 self._flock(dir_fd, fcntl.LOCK_SH)
             except BaseException:
-                os.close(dir_fd)
-                os.close(fd)
+                _close(fd, dir_fd)
                 raise
             # The file may have been unlinked or replaced before we locked it: then we
             # would hold a lock nobody else can see. Check and retry on the live inode.
@@ -247,8 +233,7 @@ class FileLock:
             except FileNotFoundError:
                 same = False
             if not same:
-                os.close(dir_fd)
-                os.close(fd)
+                _close(fd, dir_fd)
                 continue
             break
         self._fd, self._dir_fd, self._ino = fd, dir_fd, ino
@@ -272,13 +257,10 @@ class FileLock:
             raise
         return True
 
-    def _open_dir(self, *, fresh: bool = False) -> int:
-        """A descriptor of the lock's folder: a kept one unless ``fresh``. (A kept one
-        of a folder replaced since is dropped with the lock file's when the inode
-        check fails, so it cannot outlive the retry.)"""
-        kept = None if fresh else _take(self._dir)
-        if kept is not None:
-            return kept[0]
+    def _open_dir(self) -> int:
+        """A new descriptor of the lock's folder. (One kept with the lock file's, of a
+        folder replaced since, is closed with it when the inode check fails, so it
+        cannot outlive the retry.)"""
         try:
             return os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -287,7 +269,7 @@ class FileLock:
 
     def _create(self, deadline: float) -> None:
         """Create the lock file under the folder's exclusive flock (see the class doc)."""
-        dir_fd = self._open_dir(fresh=True)
+        dir_fd = self._open_dir()
         try:
             backoff = _Backoff(deadline)
             while not self._flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
@@ -320,11 +302,9 @@ class FileLock:
         if _PID[0] == self._owner_pid:
             _HELD.pop(self._key, None)
             fcntl.flock(fd, fcntl.LOCK_UN)
-            if dir_fd is None:
-                _keep((self._key, fd, self._ino))
-                return
-            fcntl.flock(dir_fd, fcntl.LOCK_UN)
-            _keep((self._key, fd, self._ino), (self._dir, dir_fd, 0))
+            if dir_fd is not None:
+                fcntl.flock(dir_fd, fcntl.LOCK_UN)
+            _keep(self._key, fd, self._ino, -1 if dir_fd is None else dir_fd)
             return
         # In a forked child: only close our copies; the parent still holds the locks.
         os.close(fd)
