@@ -895,11 +895,29 @@ def take_field_edits(scene: Scene, doc: JsonDict) -> TakeEdits | None:
     for i, edited in edits:
         stored = raws[i]["takes"]
         for j, assigned in edited:
+            if all(map(_plainly_valid, assigned.items())):
+                continue  # (the full check would pass: see _plainly_valid)
             try:
                 _check_take_fields({"take_id": stored[j]["take_id"], **assigned})
             except ValidationError as e:
                 raise _within(f"beats[{i}]", _within(f"takes[{j}]", e)) from None
     return edits
+
+
+def _plainly_valid(item: tuple[str, Any]) -> bool:
+    """True when an assigned take field's value is one ``_check_take_fields`` certainly
+    accepts — a known status, a non-negative int attempt, a str or null provider or
+    error, a null time — checked without it; False means "let it judge" (it raises the
+    error, or accepts a timestamp after parsing it)."""
+    k, v = item
+    if k == "status":
+        return type(v) is str and v in TAKE_STATUSES
+    if k == "attempt":
+        return type(v) is int and v >= 0
+    return v is None or (type(v) is str and k in _FREE_TEXT_TAKE)
+
+
+_FREE_TEXT_TAKE = frozenset(("provider", "error"))
 
 
 def changed_beats(scene: Scene, raws: list[JsonDict]) -> list[int] | None:

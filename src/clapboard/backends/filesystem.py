@@ -126,18 +126,23 @@ class FilesystemBackend(Backend):
                   manifest: Doc | None) -> tuple[Path, str]:
         """A body's path, and the same as text (see :meth:`file_entry`)."""
         artifact = artifact_for(manifest, episode, batch_id, version)
-        return self.file_entry(project, artifact, f"batch {batch_id} v{version}")
+        return self.file_entry(project, artifact, (batch_id, version))
 
-    def file_path(self, project: str, name: str, context: str) -> Path:
+    def file_path(self, project: str, name: str, context: str | tuple[str, int]) -> Path:
         """The path of a scenes-folder file, its name checked (a bare basename) once."""
         return self.file_entry(project, name, context)[0]
 
-    def file_entry(self, project: str, name: str, context: str) -> tuple[Path, str]:
+    def file_entry(self, project: str, name: str,
+                   context: str | tuple[str, int]) -> tuple[Path, str]:
         """:meth:`file_path`, and the same as text: a save opens its files and keys what
-        it keeps by the text (each ``str()`` or hash of a ``Path`` is a Python call)."""
+        it keeps by the text (each ``str()`` or hash of a ``Path`` is a Python call).
+        ``context`` names the file in an error: text, or (batch id, version) of a body
+        (formatted only when the name is checked, the first time)."""
         key = (project, name)
         got = self._files.get(key)
         if got is None:
+            if not isinstance(context, str):
+                context = f"batch {context[0]} v{context[1]}"
             path = self.scenes_dir(project) / safe_basename(name, context=context)
             got = (path, str(path))
             if len(self._files) < 100_000:
@@ -402,8 +407,7 @@ class FsBatchTx(BatchTx):
         file untouched. Before that, a body without a checkpoint, or one that already
         has ``compact_every`` deltas pending, is rewritten with its current state
         (so a failure there refuses the save and commits nothing)."""
-        path, key = self.backend.file_entry(self.project, artifact,
-                                            f"batch {self.batch_id} v{version}")
+        path, key = self.backend.file_entry(self.project, artifact, (self.batch_id, version))
         entry = self._entries.get(key)
         if entry is None or entry.state is not state or self.backend.compact_every == 0:
             # Not read in this transaction, or the store keeps every body current:
