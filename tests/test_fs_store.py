@@ -297,6 +297,43 @@ def test_journal_since_serves_every_consumer_in_full(seeded: Store) -> None:
     assert behind == [1, 2]
 
 
+def test_a_flat_batch_is_looked_at_without_opening_a_missing_manifest(
+        seeded: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that found no manifest for a batch asks again with access(), not an
+    open() that raises; a manifest another process writes since is still seen at once
+    (the active version moves: a stale expected_version is refused), and one removed
+    makes the batch flat again."""
+    for _ in range(2):
+        seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: Any, *a: Any, **k: Any) -> int:
+        opened.append(os.path.basename(os.fspath(path)))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    monkeypatch.undo()
+    assert not [n for n in opened if n.endswith(".versions.json")], opened
+
+    other = clapboard.open_store(seeded.backend.root)  # another process's view
+    scene = other.load_active(P, EP, "SEQ_A")
+    scene.beats.append(clapboard.Beat(beat_id="NEW"))
+    assert other.write_scene_candidate(P, EP, "SEQ_A", scene, activate=True) == 2
+    with pytest.raises(clapboard.SceneVersionConflictError):
+        seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=2, mutate=bump)
+    assert other.load_active_with_version(P, EP, "SEQ_A")[1] == 2
+
+    manifest = scenes_dir(seeded) / "ep_001_SEQ_A.versions.json"
+    flat = scenes_dir(seeded) / "ep_001_SEQ_A.json"
+    manifest.unlink()  # by hand: the batch is flat again (v1, the flat body)
+    assert flat.exists()
+    seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    assert seeded.load_active_with_version(P, EP, "SEQ_A")[1] == 1
+
+
 def test_a_warm_status_save_opens_its_journal_once(seeded: Store,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The journal's tail check, the append and its sync share one descriptor; the

@@ -74,6 +74,9 @@ def _read(path: Path | str, size_hint: int = -1) -> bytes | None:
         os.close(fd)
 
 
+_ABSENT = -2  # a manifest size: there was none
+
+
 class _BatchFiles(NamedTuple):
     lock: Path
     manifest: Path
@@ -97,7 +100,9 @@ class FilesystemBackend(Backend):
         self._batches: dict[tuple[str, str, str], _BatchFiles] = {}
         self._watch_tails: dict[str, tuple[int, int]] = {}  # journal -> (size, last seq)
         # The size each manifest had when last read: the next read is then one read()
-        # of one byte more (see _read), no fstat and no second read.
+        # of one byte more (see _read), no fstat and no second read; _ABSENT when there
+        # was none (a flat batch): the next look is an access() call, not an open()
+        # that raises (an exception costs more than the system call).
         self._manifest_sizes: dict[str, int] = {}
         fstype = filesystem_type(self.root)
         if is_network_fs(fstype) and not allow_network_fs:
@@ -186,12 +191,15 @@ class FilesystemBackend(Backend):
         files = files or self._batch_files(project, episode, batch_id)
         path, key = files.manifest, files.manifest_key
         sizes = self._manifest_sizes
-        data = _read(key, sizes.get(key, -1))
-        if data is None:
-            sizes.pop(key, None)
-            return None
+        size = sizes.get(key, -1)
+        if size == _ABSENT and not os.access(key, os.F_OK):
+            return None  # still a flat batch (asked without a FileNotFoundError raised)
+        data = _read(key, max(size, -1))
         if len(sizes) >= 100_000:
             sizes.clear()
+        if data is None:
+            sizes[key] = _ABSENT
+            return None
         sizes[key] = len(data)
         manifest = codec.decode_manifest(data, path)
         if manifest.get("batch_id") != batch_id:

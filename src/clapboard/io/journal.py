@@ -62,7 +62,7 @@ def encoded_record(body: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     string before it can contain (a quote inside a JSON string is escaped) — and the
     line is spliced instead of encoded a second time (the same bytes either way)."""
     raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    crc = f"{zlib.crc32(raw):08x}"
+    crc = zlib.crc32(raw).to_bytes(4, "big").hex()  # 8 hex digits, as record_crc gives
     rec = {**body, "crc": crc}
     if (body.keys() == _STORE_RECORD_KEYS and type(body["actor"]) is str
             and type(body["at"]) is str):
