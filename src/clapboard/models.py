@@ -859,35 +859,35 @@ def take_field_edits(scene: Scene, doc: JsonDict) -> TakeEdits | None:
     if type(beats) is not list or type(raws) is not list or len(beats) != len(raws):
         return None
     edits: TakeEdits = []
-    for i, beat in enumerate(beats):
-        if type(beat) is not Beat:
-            return None
-        d = beat.__dict__
-        raw = d.get("_raw")
-        if raw is not raws[i]:
-            return None
-        if len(d) == 1:
-            continue  # untouched
-        takes, stored = d.get("takes"), raw.get("takes")
-        if (len(d) != 2 or type(takes) is not list or type(stored) is not list
-                or len(takes) != len(stored)):
-            return None  # a beat field other than its takes, or the take list changed
-        edited: list[tuple[int, JsonDict]] = []
-        for j, take in enumerate(takes):
-            if type(take) is not Take:
-                return None
-            td = take.__dict__
-            if td.get("_raw") is not stored[j]:
-                return None
-            if len(td) == 1:
-                continue
-            assigned = {k: v for k, v in td.items() if k != "_raw"}
-            for k, v in assigned.items():
-                if k not in _EDITABLE_TAKE or type(v) not in _PLAIN_TYPES:
+    try:
+        for i, beat in enumerate(beats):  # (per beat per save: the common case first)
+            d = beat.__dict__
+            if len(d) == 1 and d["_raw"] is raws[i] and beat.__class__ is Beat:
+                continue  # untouched: a lazy beat over its own stored dict
+            if type(beat) is not Beat or d.get("_raw") is not raws[i]:
+                return None  # another object, or a beat that is not this position's
+            takes, stored = d.get("takes"), raws[i].get("takes")
+            if (len(d) != 2 or type(takes) is not list or type(stored) is not list
+                    or len(takes) != len(stored)):
+                return None  # a beat field other than its takes, or the take list changed
+            edited: list[tuple[int, JsonDict]] = []
+            for j, take in enumerate(takes):
+                if type(take) is not Take:
                     return None
-            edited.append((j, assigned))
-        if edited:
-            edits.append((i, edited))
+                td = take.__dict__
+                if td.get("_raw") is not stored[j]:
+                    return None
+                if len(td) == 1:
+                    continue
+                assigned = {k: v for k, v in td.items() if k != "_raw"}
+                for k, v in assigned.items():
+                    if k not in _EDITABLE_TAKE or type(v) not in _PLAIN_TYPES:
+                        return None
+                edited.append((j, assigned))
+            if edited:
+                edits.append((i, edited))
+    except (AttributeError, KeyError):
+        return None  # an object without a __dict__, or a model that is not lazy
     # Only assigned take fields can be invalid: checked in beat and take order, in the
     # order Take.validate checks a take's fields, so the first error is its first error.
     # The stored fields are valid (the stored body was validated), so they stand aside
