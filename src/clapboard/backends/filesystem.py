@@ -365,7 +365,6 @@ class FsBatchTx(BatchTx):
         self.project = project
         self.episode = episode
         self.batch_id = batch_id
-        self.dir = backend.scenes_dir(project)
         self._seen: dict[str, bytes | None] = {}  # bytes as read in this tx, by path text
         self._undo: list[tuple[Path, bytes | None]] = []
         self._manifest: tuple[Doc | None] | None = None
@@ -374,6 +373,11 @@ class FsBatchTx(BatchTx):
         # The journal opened once for the whole transaction (its tail checked when a
         # body is read, the record appended): one open and close per save, not two.
         self._journal_fd: int | None = None
+
+    @property
+    def dir(self) -> Path:
+        """The batch's scenes folder (asked for only by whole-file writes)."""
+        return self.backend.scenes_dir(self.project)
 
     def journal_fd(self) -> int | None:
         if self._journal_fd is None:

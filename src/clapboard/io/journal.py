@@ -22,7 +22,7 @@ from __future__ import annotations
 import fcntl
 import os
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,21 +262,17 @@ class Journal:
         as a reader decodes it — or, with ``decode=False``, as built: sharing the
         values of ``record`` (for a caller that keeps none of them). ``fd``: the
         journal as :meth:`open` gave it (else opened and closed here)."""
-        def build(tail: Tail) -> tuple[bytes, dict[str, Any] | None]:
-            line, rec = encoded_record({**record, "seq": tail.seq + 1, "prev": tail.crc})
-            return line, None if decode else rec
-
-        return self._append(build, fd)
+        return self._append(fd, record, verbatim=False, decode=decode)
 
     def append_verbatim(self, record: dict[str, Any], fd: int | None = None) -> dict[str, Any]:
         """Append a complete record (seq, prev, crc as given) that continues the chain."""
-        return self._append(
-            lambda tail: (verbatim_line(record, tail.seq, tail.crc, self.path), None), fd)
+        return self._append(fd, record, verbatim=True, decode=True)
 
-    def _append(self, build: Callable[[Tail], tuple[bytes, dict[str, Any] | None]],
-                kept_fd: int | None) -> dict[str, Any]:
-        """Append the line ``build`` makes of the tail, durably; the record is the one
-        ``build`` returns with it, else the line decoded."""
+    def _append(self, kept_fd: int | None, record: dict[str, Any], *, verbatim: bool,
+                decode: bool) -> dict[str, Any]:
+        """Append ``record`` after the journal's valid tail, durably: numbered and
+        chained here, or ``verbatim`` (checked to continue the chain). Returns it
+        decoded from its line, or as built when not ``decode``."""
         created = False
         if kept_fd is not None:
             fd = kept_fd
@@ -299,7 +295,12 @@ class Journal:
                 # A torn or damaged tail from an earlier crash: cut it before appending,
                 # so the new record is not glued onto garbage.
                 os.ftruncate(fd, tail.valid_end)
-            line, built = build(tail)
+            built: dict[str, Any] | None = None
+            if verbatim:
+                line = verbatim_line(record, tail.seq, tail.crc, self.path)
+            else:
+                line, full = encoded_record({**record, "seq": tail.seq + 1, "prev": tail.crc})
+                built = None if decode else full
             try:
                 write_all(fd, line)
                 sync_data(fd)  # the line and the file's new length: the commit point
