@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from clapboard.changes import TakeEdits
 from clapboard.codec import json_copy
@@ -189,14 +189,17 @@ def _unique(kind: str, i: int, ident: str, seen: set[str]) -> None:
 _NOT_SCALAR: Any = object()  # marks a field that is not a lazy model's scalar
 
 
-def _lazy_attribute(obj: Any, name: str, scalars: JsonDict, lazy: frozenset[str]) -> Any:
+def _lazy_attribute(obj: Any, name: str) -> Any:
     """``__getattr__`` of a lazy model (one that holds only its stored dict, ``_raw``):
     reached only when ordinary lookup fails, that is for a field not built or assigned
     yet. A scalar is answered from the stored dict (immutable: nothing to copy, nothing
-    kept, so the model stays untouched); any other field is built (``_build``)."""
+    kept, so the model stays untouched); any other field is built (``_build``). The
+    class says which are which (``_LAZY``: its scalars with their defaults, and its
+    lazily built fields). (The class's ``__getattr__`` itself: no wrapper frame.)"""
     raw = obj.__dict__.get("_raw")
     if raw is None:
         raise AttributeError(name)
+    scalars, lazy = type(obj)._LAZY
     default = scalars.get(name, _NOT_SCALAR)
     if default is not _NOT_SCALAR:
         return raw.get(name, default)
@@ -243,8 +246,9 @@ class Take:
 
     if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
 
-        def __getattr__(self, name: str) -> Any:
-            return _lazy_attribute(self, name, _TAKE_SCALARS, _TAKE_LAZY)
+        __getattr__ = _lazy_attribute
+
+    _LAZY: ClassVar[tuple[JsonDict, frozenset[str]]]  # set below the models
 
     def _build(self, name: str) -> Any:
         self._hydrate()  # a take's few containers are built together
@@ -406,8 +410,9 @@ class Beat:
 
     if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
 
-        def __getattr__(self, name: str) -> Any:
-            return _lazy_attribute(self, name, _BEAT_SCALARS, _BEAT_LAZY)
+        __getattr__ = _lazy_attribute
+
+    _LAZY: ClassVar[tuple[JsonDict, frozenset[str]]]  # set below the models
 
     def _build(self, name: str) -> Any:
         """Build one field of a lazy beat, which keeps its stored dict (validated when it
@@ -737,6 +742,7 @@ _BEAT_LAZY = frozenset(("takes", "board", "beat_metadata", "extra"))
 _BEAT_SCALARS: dict[str, Any] = {"beat_id": None, "max_takes": 3, "primary_take_id": None,
                                  "phantom_recovery_count": 0}
 _TAKE_LAZY = frozenset(("receipt", "outputs", "metadata", "extra"))
+Beat._LAZY = (_BEAT_SCALARS, _BEAT_LAZY)
 
 
 def lazy_scene(doc: JsonDict) -> Scene:
@@ -999,6 +1005,7 @@ _SCENE_DEFAULTS: JsonDict = {"locked": False, "lock_reason": None, "locked_by": 
 # (never the id: take ids are what the beat's rules are about), holding values of these
 # exact types (what JSON gives back as they were; nothing a caller can change in place).
 _EDITABLE_TAKE = frozenset(_TAKE_SCALARS) - {"take_id"}
+Take._LAZY = (_TAKE_SCALARS, _TAKE_LAZY)
 _PLAIN_TYPES = frozenset((str, int, type(None)))
 _SCENE_OWN = tuple(f for f in Scene._FIELDS if f != "beats")
 _SCENE_OWN_VALUES = operator.itemgetter(*_SCENE_OWN)
