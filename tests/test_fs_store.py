@@ -368,3 +368,23 @@ def test_a_warm_status_save_opens_its_journal_once(seeded: Store,
     assert len(journal) == 1 and len(manifest) == 1, opened
     assert not [fd for fd in fstats if fds.get(fd, "").endswith(".versions.json")]
     assert seeded.load_active("show", 1, "SEQ_A").scene_metadata["counter"] == 3
+
+
+def test_remembered_names_never_admit_an_equal_name_of_another_type(fs_store: Store) -> None:
+    """Names found valid are remembered per save; 1 == True == 1.0 in Python, so the
+    memory is keyed by the episode's type too: after saves with episode 1, a bool or a
+    float episode is still refused, an unhashable one gets the name error (not a
+    TypeError), and "1" and "ep_001" name the same batch."""
+    from clapboard.errors import InvalidNameError
+
+    for _ in range(2):
+        fs_store.save_active_scene_status(P, 1, "B", expected_version=None, mutate=bump)
+    for bad in (True, 1.0, [1]):
+        with pytest.raises(InvalidNameError):
+            fs_store.save_active_scene_status(P, bad, "B", expected_version=None, mutate=bump)
+    with pytest.raises(InvalidNameError):
+        fs_store.save_active_scene_status(["show"], 1, "B",  # type: ignore[arg-type]
+                                          expected_version=None, mutate=bump)
+    for same in ("1", "ep_001", 1):
+        fs_store.save_active_scene_status(P, same, "B", expected_version=None, mutate=bump)
+    assert fs_store.load_active(P, 1, "B").scene_metadata["counter"] == 5

@@ -106,7 +106,7 @@ def default_lock_timeout() -> float:
 
 
 # (project, episode, batch id) -> episode token, of names found valid.
-_VALID_NAMES: dict[tuple[str, object, str | None], str] = {}
+_VALID_NAMES: dict[tuple[str, type, object, str | None], str] = {}
 
 
 class Store:
@@ -132,20 +132,21 @@ class Store:
 
     @staticmethod
     def _names(project: str, episode: object, batch_id: str | None = None) -> tuple[str, str]:
-        # Names already found valid are remembered — only of exact types: 1 == True and
-        # 1 == 1.0 in Python, but a bool or float episode is refused.
-        key = (project, episode, batch_id)
-        simple = (type(project) is str and type(episode) in (int, str)
-                  and (batch_id is None or type(batch_id) is str))
-        if simple:
+        # Names already found valid are remembered, keyed with the episode's type too:
+        # 1 == True and 1 == 1.0 in Python, but a bool or float episode is refused.
+        key = (project, type(episode), episode, batch_id)
+        try:
             ep = _VALID_NAMES.get(key)
-            if ep is not None:
-                return project, ep
+        except TypeError:  # an unhashable name: the checks below say what is wrong with it
+            ep = None
+        if ep is not None:
+            return project, ep
         validate_project(project)
         ep = episode_token(episode)
         if batch_id is not None:
             validate_id(batch_id, "batch_id")
-        if simple and len(_VALID_NAMES) < 10_000:
+        if (type(project) is str and type(episode) in (int, str)
+                and (batch_id is None or type(batch_id) is str) and len(_VALID_NAMES) < 10_000):
             _VALID_NAMES[key] = ep
         return project, ep
 

@@ -439,7 +439,7 @@ class FsBatchTx(BatchTx):
                else apply_changes(entry.state.doc, rec["detail"]["changes"]))
         self.backend.bodies.put(key, Entry(
             entry.body, entry.checkpoint, BodyState(doc, valid=True),
-            JournalPos(ino, end, rec["seq"], rec["crc"], line), entry.pending + 1))
+            JournalPos(ino, end, rec["seq"], rec["crc"], line), entry.pending + 1, entry.size))
         return rec
 
     def _compact(self, path: Path, entry: Entry) -> Entry:
@@ -447,7 +447,7 @@ class FsBatchTx(BatchTx):
         cp = Checkpoint(pos.seq, pos.crc, pos.end)
         data = codec.encode_scene(entry.state.doc, cp)
         self._replace(path, data)
-        compacted = Entry(data, cp, entry.state, pos, 0)
+        compacted = Entry(data, cp, entry.state, pos, 0, len(data))
         self.backend.bodies.put(str(path), compacted)
         return compacted
 

@@ -53,10 +53,7 @@ class Entry:
     state: BodyState  # the body with the deltas up to ``pos`` applied
     pos: JournalPos | None  # None: the journal was not consulted (no checkpoint)
     pending: int  # delta records applied on top of the body
-
-    @property
-    def size(self) -> int:
-        return len(self.body)
+    size: int  # len(body), a field (the kept bodies' accounting reads it on every save)
 
 
 class BodyCache(KeptBodies[Entry]):
@@ -136,7 +133,7 @@ def _fresh(body_path: Path, data: bytes) -> Entry:
     with codec.gc_paused():
         doc, cp = codec.decode_body(data, body_path)
     pos = None if cp is None else JournalPos(-1, cp.offset, cp.seq, cp.crc, b"")
-    return Entry(data, cp, BodyState(doc), pos, 0)
+    return Entry(data, cp, BodyState(doc), pos, 0, len(data))
 
 
 def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool,
@@ -208,7 +205,8 @@ def _adopt(kept: Entry, journal_path: Path, version: int, data: bytes,
     if state is None:
         return None
     line = _last_line(chunk, len(chunk)) if scan.records else pos.line
-    return Entry(data, cp, state, JournalPos(pos.ino, cp.offset, cp.seq, cp.crc, line), 0)
+    return Entry(data, cp, state, JournalPos(pos.ino, cp.offset, cp.seq, cp.crc, line), 0,
+                 len(data))
 
 
 def _last_line(data: bytes, end: int) -> bytes:
