@@ -89,3 +89,21 @@ def test_profile_status_runs_on_both_backends(pg_url: str,  # noqa: F811
     for phase in ("one trip", "lock trip", "commit trip", "client work",
                   "bare single-row UPDATE"):
         assert phase in pg, pg
+
+
+def test_cold_turns_harness_runs(tmp_path: Path) -> None:
+    """``python -m bench.cold``: each contender in its own process, every timed save after
+    the seed's; an A/B of two source trees names each (here the same tree twice)."""
+    out = tmp_path / "cold.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    src = str(ROOT / "src")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cold", "2", "1", "--turns", "3", "--src", src,
+         "--src", src + os.sep, "--dir", str(tmp_path), "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    ms = json.loads(out.read_text())
+    assert set(ms) == {f"clapboard@{src}", f"clapboard@{src}{os.sep}", "sqlite", "syscalls"}
+    assert all(v > 0 for v in ms.values())
+    assert "SQLite / this" in proc.stdout
