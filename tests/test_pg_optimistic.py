@@ -70,9 +70,9 @@ def two(pg_url: str) -> Iterator[tuple[clapboard.Store, clapboard.Store]]:  # no
 
 
 @contextmanager
-def syncs(store: clapboard.Store) -> Iterator[list[int]]:
-    """Counts the round trips (protocol Syncs, plus simple Queries) the store's pooled
-    connections send while the block runs, from libpq's own trace of the wire."""
+def traced(store: clapboard.Store) -> Iterator[list[list[str]]]:
+    """The messages the store's pooled connections send while the block runs (one
+    list of tab-separated fields each), from libpq's own trace of the wire."""
     import os
     import tempfile
 
@@ -83,7 +83,7 @@ def syncs(store: clapboard.Store) -> Iterator[list[int]]:
     pool = backend._pool
     real_get, real_put = pool.getconn, pool.putconn
     fd, name = tempfile.mkstemp()
-    out: list[int] = []
+    out: list[list[str]] = []
 
     def getconn(*a: Any, **k: Any) -> Any:
         conn = real_get(*a, **k)
@@ -102,10 +102,19 @@ def syncs(store: clapboard.Store) -> Iterator[list[int]]:
     finally:
         pool.getconn, pool.putconn = real_get, real_put  # type: ignore[method-assign]
         with open(name) as f:
-            sent = [line.split("\t") for line in f.read().splitlines()]
+            out.extend(line.split("\t") for line in f.read().splitlines())
         os.close(fd)
         os.unlink(name)
-        out.append(len([f for f in sent if f[0] == "F" and f[2] in ("Sync", "Query")]))
+
+
+@contextmanager
+def syncs(store: clapboard.Store) -> Iterator[list[int]]:
+    """Counts the round trips (protocol Syncs, plus simple Queries) the store's pooled
+    connections send while the block runs."""
+    out: list[int] = []
+    with traced(store) as sent:
+        yield out
+    out.append(len([f for f in sent if f[0] == "F" and f[2] in ("Sync", "Query")]))
 
 
 @pytest.mark.parametrize("optimistic,trips", [(True, 1), (False, 2)])
@@ -392,3 +401,32 @@ def test_heads_kept_are_bounded_most_recent_first(pg_url: str,  # noqa: F811
             assert counter(store, n) == 2
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("optimistic", [True, False])
+def test_the_session_lock_timeout_is_sent_once_per_connection(pg_url: str,  # noqa: F811
+                                                             optimistic: bool) -> None:
+    """The lock timeout is a session setting: sent with a connection's first save (in
+    the same trip), remembered, and not sent again while the session keeps it; a store
+    with another timeout on the same server sends its own."""
+    def settings(sent: list[list[str]]) -> int:
+        return sum("set_config" in "\\t".join(f) for f in sent if f[0] == "F")
+
+    store = clapboard.open_store(pg_url, lock_timeout=5, optimistic=optimistic, pool_size=1)
+    other = clapboard.open_store(pg_url, lock_timeout=7, optimistic=optimistic, pool_size=1)
+    try:
+        with traced(store) as first:  # one pooled connection: its first writes
+            store.init_scenes_from_plan(P, EP, PLAN)
+            save(store)
+        assert settings(first) == 1
+        for _ in range(3):
+            with traced(store) as sent:
+                save(store)
+            assert settings(sent) == 0, "the lock timeout was sent again"
+        with traced(other) as sent:
+            save(other)
+        assert settings(sent) == 1
+        assert counter(store) == 5
+    finally:
+        store.close()
+        other.close()

@@ -68,9 +68,9 @@ class BodyCache(KeptBodies[Entry]):
         ``journal_fd``: the journal, already open (a batch transaction's), else opened
         here, once, for as long as it is needed. ``key``: the body's path as text."""
         key = key or str(body_path)
-        if journal_fd is not None:  # a save's own descriptor: the common case, directly
+        if journal_fd is not None:  # a save's own descriptor: the common case
             return self._materialize(body_path, key, journal_path, version, data, journal_fd)
-        return _with_journal(journal_path, None, lambda fd: self._materialize(
+        return _with_journal(journal_path, lambda fd: self._materialize(
             body_path, key, journal_path, version, data, fd))
 
     def _materialize(self, body_path: Path, key: str, journal_path: Path, version: int,
@@ -96,7 +96,7 @@ class BodyCache(KeptBodies[Entry]):
 def materialize(body_path: Path, journal_path: Path, version: int, data: bytes) -> Entry:
     """The body file's bytes ``data`` decoded, with the journal's delta records after
     its checkpoint applied (nothing kept: for fsck and ``persistence.load_scene``)."""
-    return _with_journal(journal_path, None, lambda fd: read_whole(
+    return _with_journal(journal_path, lambda fd: read_whole(
         body_path, journal_path, version, data, fd))
 
 
@@ -110,11 +110,9 @@ def read_whole(body_path: Path, journal_path: Path, version: int, data: bytes,
 T = TypeVar("T")
 
 
-def _with_journal(path: Path, fd: int | None, use: Callable[[int | None], T]) -> T:
-    """``use(fd)`` with the journal open: the caller's ``fd``, else a descriptor opened
-    here for the call and closed after it (``use(None)``: there is no journal)."""
-    if fd is not None:
-        return use(fd)
+def _with_journal(path: Path, use: Callable[[int | None], T]) -> T:
+    """``use(fd)`` with the journal at ``path`` open for the call and closed after it
+    (``use(None)``: there is no journal)."""
     try:
         own = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:

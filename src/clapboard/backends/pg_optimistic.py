@@ -214,9 +214,9 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
         raise LockTimeoutError(f"{lock_name} (no free pooled connection)", timeout) from None
     try:
         pid = conn.info.backend_pid
+        steps = lock_timeout_steps(conn, timeout)  # (none once the session has it)
         try:
-            res = round_trip(conn, [*lock_timeout_steps(conn, timeout),
-                                    (CONDITIONAL_RECORD, params)])[-1]
+            res = round_trip(conn, [*steps, (CONDITIONAL_RECORD, params)])[-1]
         except psycopg.errors.LockNotAvailable:
             raise LockTimeoutError(lock_name, timeout) from None
         except psycopg.Error as e:
@@ -231,7 +231,8 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
             if not committed:
                 raise OptimisticMiss from e
         else:
-            timed(conn, timeout)
+            if steps:
+                timed(conn, timeout)
             if not res.ntuples:  # another writer got there first
                 backend.conflicted(key)
                 raise OptimisticMiss

@@ -530,8 +530,9 @@ class PostgresBackend(Backend):
         # pipeline syncs, still in this phase. The body tokens are read by a statement
         # of their own *after* the lock: in READ COMMITTED it sees what the previous
         # holder committed.
+        setting = lock_timeout_steps(conn, timeout)  # (none once the session has it)
         steps: list[tuple[Statement | bytes, tuple[str, ...]]] = [
-            (b"BEGIN", ()), *lock_timeout_steps(conn, timeout), (_LOCK_ROW, key), (_TOKENS, key)]
+            (b"BEGIN", ()), *setting, (_LOCK_ROW, key), (_TOKENS, key)]
         try:
             *_, locked, tokens = round_trip(conn, steps)
         except psycopg.errors.InvalidSqlStatementName:
@@ -540,7 +541,8 @@ class PostgresBackend(Backend):
             # prepares them anew.
             conn.execute("ROLLBACK")
             *_, locked, tokens = round_trip(conn, steps)
-        timed(conn, timeout)  # (forgotten on rollback, which undoes it)
+        if setting:
+            timed(conn, timeout)  # (forgotten on rollback, which undoes it)
         if not locked.ntuples:  # a new batch: create its row, then lock it
             _, locked, tokens = round_trip(conn, [(_NEW_ROW, key), (_LOCK_ROW, key),
                                                   (_TOKENS, key)])
