@@ -24,8 +24,7 @@ from typing import NamedTuple
 from clapboard import codec
 from clapboard.backends.base import Backend, BatchTx, BodyState, Doc, Report
 from clapboard.backends.fs_state import BodyCache, Entry, JournalPos
-from clapboard.backends.replay import COMPACT_EVERY
-from clapboard.changes import apply_changes
+from clapboard.backends.replay import COMPACT_EVERY, state_after
 from clapboard.codec import Checkpoint
 from clapboard.errors import (
     ClapboardError,
@@ -359,9 +358,9 @@ class _FsBatch:
 
 class FsBatchTx(BatchTx):
     def __init__(self, backend: FilesystemBackend, project: str, episode: str,
-                 batch_id: str, files: _BatchFiles | None = None) -> None:
+                 batch_id: str, files: _BatchFiles) -> None:
         self.backend = backend
-        self._files = files or backend._batch_files(project, episode, batch_id)
+        self._files = files
         self.project = project
         self.episode = episode
         self.batch_id = batch_id
@@ -396,10 +395,6 @@ class FsBatchTx(BatchTx):
         m = self._manifest[0]
         return dict(m) if m is not None else None
 
-    def _path(self, version: int, manifest: Doc | None) -> Path:
-        return self.backend.body_path(self.project, self.episode, self.batch_id, version,
-                                      manifest)
-
     def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
         path, key = self.backend.body_file(self.project, self.episode, self.batch_id, version,
                                            manifest)
@@ -428,17 +423,14 @@ class FsBatchTx(BatchTx):
         if entry.checkpoint is None or entry.pending >= self.backend.compact_every:
             entry = self._compact(path, entry)
         rec = self._journal_write({**record, "detail": {**record["detail"], "delta": True}},
-                                  verbatim=False, decode=after is None)
+                                  verbatim=False, decode=False)
         assert self._journal.last_append is not None
         ino, end, line = self._journal.last_append
         # The cached state follows from the record as written, exactly as a reader
-        # replaying the journal would get it: the caller's ``after`` when it built that
-        # (shared with nobody), else the changes applied as decoded from the line just
-        # written (so their values are shared with nobody but that record).
-        doc = (after if after is not None
-               else apply_changes(entry.state.doc, rec["detail"]["changes"]))
+        # replaying the journal would get it (as on PostgreSQL: replay.state_after).
         self.backend.bodies.put(key, Entry(
-            entry.body, entry.checkpoint, BodyState(doc, valid=True),
+            entry.body, entry.checkpoint,
+            BodyState(state_after(entry.state.doc, rec, after), valid=True),
             JournalPos(ino, end, rec["seq"], rec["crc"], line), entry.pending + 1, entry.size))
         return rec
 
