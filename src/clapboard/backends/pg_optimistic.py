@@ -99,6 +99,7 @@ class PgOptimisticTx(BatchTx):
         self.key = key
         self.head = head
         self._entry: PgEntry | None = None
+        self._name = self._label = ""  # the body read_state found kept, and its label
         self.change: _Change | None = None
 
     def read_manifest(self) -> Doc | None:
@@ -111,25 +112,26 @@ class PgOptimisticTx(BatchTx):
         return dict(doc) if doc is not None else None
 
     def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
-        name = safe_basename(artifact_for(manifest, self.episode, self.batch_id, version),
-                             context=f"batch {self.batch_id} v{version}")
-        entry = self.backend.kept.get(self.backend.label(self.project, name))
+        artifact = artifact_for(manifest, self.episode, self.batch_id, version)
+        name = safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
+        label = self.backend.label(self.project, name)
+        entry = self.backend.kept.get(label)
         head = self.head
         if (entry is None or entry.seq != head.seq or entry.crc != head.crc
                 or not entry.crc or entry.pending >= self.backend.compact_every):
             raise OptimisticMiss  # not known to be current, or due for compaction
-        self._entry = entry
+        self._entry, self._name, self._label = entry, name, label
         return entry.state
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
                        new_doc: Callable[[], Doc], record: Doc,
                        after: Doc | None = None) -> Doc:
         entry = self._entry
-        if entry is None or entry.state is not state or self.change is not None:
-            raise OptimisticMiss
-        name = safe_basename(artifact)
+        if (entry is None or entry.state is not state or self.change is not None
+                or artifact != self._name):
+            raise OptimisticMiss  # (the body it read is the one it writes, or the lock)
         line, rec = delta_line(record, self.head.seq + 1, self.head.crc)
-        self.change = _Change(name, self.backend.label(self.project, name), entry, line, rec,
+        self.change = _Change(self._name, self._label, entry, line, rec,
                               state_after(state.doc, rec, after))
         return rec
 
