@@ -1,6 +1,6 @@
 """A status save on cold caches: each contender in a process of its own, taking turns.
 
-    python -m bench.cold [BEATS TAKES] [--turns N] [--src DIR ...] [--json FILE]
+    python -m bench.cold [BEATS TAKES] [--turns N] [--src DIR ...] [--json FILE] [--pg URL]
 
 In the bench's rotation (``python -m bench``) the contenders run in one process, each
 after the others' work — the seed's status save is several milliseconds of Python —
@@ -15,6 +15,10 @@ and then the timed operation. Contenders:
 * ``syscalls`` — only the system calls a folder status save needs: lock, read and
   compare the body, look at the journal's end, append, ``fdatasync``, unlock — the
   least any Python store of this design pays.
+
+With ``--pg URL`` the contenders are clapboard's status save on PostgreSQL (once per
+``--src``, each on a batch of its own) and a bare single-row UPDATE commit through libpq
+(issue 6's baseline), each in its own process after the same work in between.
 
 Medians per contender (ms), and SQLite's over each clapboard's. Session 9 used this to
 find where a 30 KiB save's time goes (docs/PERFORMANCE.md).
@@ -42,12 +46,26 @@ from bench.run import (BATCH, EPISODE, PROJECT, SqliteStore, _flip, _reset_clapb
 import clapboard
 
 which, beats, takes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pg_url = sys.argv[6]
 base = Path(tempfile.mkdtemp(dir=sys.argv[5]))
 doc = scene_dict(BATCH, beats, takes)
 store = clapboard.open_store(base / "cb")
 store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=None,
                                mutate=lambda s: None)
 _reset_clapboard(store, clapboard.Scene.from_dict(doc))
+if which == "clapboard-pg":  # the same save on PostgreSQL, a batch of its own
+    import uuid
+    pg_batch = f"COLD_{uuid.uuid4().hex[:10]}"
+    pg_store = clapboard.open_store(pg_url, lock_timeout=60)
+    pg_store.write_scene_candidate(PROJECT, EPISODE, pg_batch, clapboard.Scene.from_dict(
+        scene_dict(pg_batch, beats, takes)))
+elif which == "update":  # a bare single-row UPDATE commit through libpq
+    import psycopg
+    from clapboard.backends.pg_wire import Statement, round_trip
+    pg_conn = psycopg.connect(pg_url, autocommit=True)
+    pg_conn.execute("CREATE TABLE IF NOT EXISTS bench_bare (id int PRIMARY KEY, n int)")
+    pg_conn.execute("INSERT INTO bench_bare VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+    bare = Statement(b"bench_bare", b"UPDATE bench_bare SET n = n + 1 WHERE id = 1")
 seed = import_seed(base / "seed")
 seed.save_scene(seed.Scene.from_dict(json.loads(json.dumps(doc))),
                 seed.scene_path(PROJECT, EPISODE, BATCH))
@@ -83,6 +101,15 @@ def clapboard_save():
                                    mutate=lambda s: flip_in(s.beats))
 
 
+def clapboard_pg_save():
+    pg_store.save_active_scene_status(PROJECT, EPISODE, pg_batch, expected_version=None,
+                                      mutate=lambda s: flip_in(s.beats))
+
+
+def update():
+    round_trip(pg_conn, [(bare, ())])
+
+
 def seed_save():
     seed.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
                                   mutate=lambda s: flip_in(s.beats))
@@ -114,12 +141,21 @@ def syscalls():
     fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
 
-run = {"clapboard": clapboard_save, "sqlite": sqlite_save, "syscalls": syscalls}[which]
-warm = sq.commits_per_wal_cycle(len(body)) if which == "sqlite" else 70
+run = {"clapboard": clapboard_save, "sqlite": sqlite_save, "syscalls": syscalls,
+       "clapboard-pg": clapboard_pg_save, "update": update}[which]
+warm = sq.commits_per_wal_cycle(len(body)) if which == "sqlite" else 100
 for _ in range(warm):  # each store in its steady state first (see bench/run.py)
     run()
+def seed_load():
+    seed.load_scene_active(PROJECT, EPISODE, BATCH)
+
+
+# The work between two saves, untimed: the seed's status save; before a PostgreSQL
+# save the seed's load (as much Python, without a sync on the folder's disk, which
+# would slow the server's next WAL flush and so time the disk, not the client).
+between = seed_load if pg_url else seed_save
 for line in sys.stdin:
-    seed_save()  # the work between two saves, untimed
+    between()
     t0 = time.perf_counter()
     run()
     sys.stdout.write(f"{time.perf_counter() - t0}\n")
@@ -128,20 +164,23 @@ for line in sys.stdin:
 
 
 def measure(beats: int, takes: int, turns: int, srcs: list[str], work: str,
-            seed: int = 9) -> dict[str, float]:
-    """Median seconds per contender, the contenders taking turns in a shuffled order."""
+            seed: int = 9, pg: str = "") -> dict[str, float]:
+    """Median seconds per contender, the contenders taking turns in a shuffled order.
+    With ``pg`` (a URL): clapboard's status save on PostgreSQL and a bare UPDATE commit
+    instead of the folder store, SQLite and the bare system calls."""
     contenders: dict[str, tuple[str, str]] = {}
+    kind = "clapboard-pg" if pg else "clapboard"
     for src in srcs or [""]:
-        contenders[f"clapboard@{src}" if src else "clapboard"] = ("clapboard", src)
-    contenders["sqlite"] = ("sqlite", "")
-    contenders["syscalls"] = ("syscalls", "")
+        contenders[f"{kind}@{src}" if src else kind] = (kind, src)
+    for other in ("update",) if pg else ("sqlite", "syscalls"):
+        contenders[other] = (other, "")
     procs = {}
     for name, (which, src) in contenders.items():
         env = dict(os.environ)
         if src:
             env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
         procs[name] = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, which, str(beats), str(takes), str(ROOT), work],
+            [sys.executable, "-c", _CHILD, which, str(beats), str(takes), str(ROOT), work, pg],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     samples: dict[str, list[float]] = {k: [] for k in procs}
     order = list(procs)
@@ -175,16 +214,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="a source tree to import clapboard from (repeat for an A/B)")
     ap.add_argument("--dir", default=None, help="where the stores live (default: temp dir)")
     ap.add_argument("--json", default=None, help="write the medians (ms) here")
+    ap.add_argument("--pg", metavar="URL", default="",
+                    help="the PostgreSQL status save against a bare UPDATE commit instead")
     args = ap.parse_args(argv)
     import tempfile
 
     work = args.dir or tempfile.mkdtemp(prefix="clapboard-cold-")
-    medians = measure(args.beats, args.takes, args.turns, args.src, work)
+    medians = measure(args.beats, args.takes, args.turns, args.src, work, pg=args.pg)
     ms = {k: v * 1e3 for k, v in medians.items()}
+    between = "load" if args.pg else "status save"
     print(f"{args.beats} beats x {args.takes} takes, {args.turns} turns, each after the "
-          "seed's status save (medians, ms):")
+          f"seed's {between} (medians, ms):")
     for name, v in ms.items():
-        extra = f"   SQLite / this {ms['sqlite'] / v:.2f}x" if name.startswith("clapboard") else ""
+        extra = ""
+        if name.startswith("clapboard"):
+            extra = (f"   this / UPDATE {v / ms['update']:.2f}x" if args.pg
+                     else f"   SQLite / this {ms['sqlite'] / v:.2f}x")
         print(f"  {name:40s} {v:8.3f}{extra}")
     if args.json:
         Path(args.json).write_text(json.dumps(ms, indent=2) + "\n")

@@ -107,3 +107,20 @@ def test_cold_turns_harness_runs(tmp_path: Path) -> None:
     assert set(ms) == {f"clapboard@{src}", f"clapboard@{src}{os.sep}", "sqlite", "syscalls"}
     assert all(v > 0 for v in ms.values())
     assert "SQLite / this" in proc.stdout
+
+
+def test_cold_turns_harness_runs_on_postgres(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """``python -m bench.cold --pg URL``: clapboard's PostgreSQL status save and a bare
+    UPDATE commit, each in its own process, after the seed's load."""
+    out = tmp_path / "cold.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cold", "2", "1", "--turns", "3", "--pg", pg_url,
+         "--dir", str(tmp_path), "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    ms = json.loads(out.read_text())
+    assert set(ms) == {"clapboard-pg", "update"}
+    assert all(v > 0 for v in ms.values())
+    assert "this / UPDATE" in proc.stdout and "seed's load" in proc.stdout

@@ -562,3 +562,16 @@ def test_json_copy_of_a_flat_dict_is_what_the_round_trip_gives(doc: dict[Any, An
     got = codec.json_copy(doc)
     assert got is not doc
     assert repr(got) == repr(expected)  # the same keys, values and types, in order
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.tuples(st.text(), st.text(), st.text()), st.integers(min_value=0, max_value=2**62))
+def test_the_notification_payload_is_the_json_of_its_fields(
+        key: tuple[str, str, str], seq: int) -> None:
+    """``notify_payload`` encodes a batch's part once and appends the seq: byte for byte
+    what encoding the whole object gives (any text, quotes and escapes included)."""
+    from clapboard.backends.pg_schema import notify_payload
+
+    whole = {"project": key[0], "episode": key[1], "batch_id": key[2], "seq": seq}
+    assert notify_payload(key, seq) == orjson.dumps(whole).decode()
+    assert orjson.loads(notify_payload(key, seq)) == whole

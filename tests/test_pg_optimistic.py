@@ -71,8 +71,9 @@ def two(pg_url: str) -> Iterator[tuple[clapboard.Store, clapboard.Store]]:  # no
 
 @contextmanager
 def traced(store: clapboard.Store) -> Iterator[list[list[str]]]:
-    """The messages the store's pooled connections send while the block runs (one
-    list of tab-separated fields each), from libpq's own trace of the wire."""
+    """The messages the store's connections send while the block runs (one list of
+    tab-separated fields each), from libpq's own trace of the wire: every connection
+    the backend hands out (its kept one or the pool's) is traced while it is out."""
     import os
     import tempfile
 
@@ -80,8 +81,7 @@ def traced(store: clapboard.Store) -> Iterator[list[list[str]]]:
 
     backend = store.backend
     assert isinstance(backend, PostgresBackend)
-    pool = backend._pool
-    real_get, real_put = pool.getconn, pool.putconn
+    real_get, real_put = backend.checkout, backend.checkin
     fd, name = tempfile.mkstemp()
     out: list[list[str]] = []
 
@@ -96,11 +96,11 @@ def traced(store: clapboard.Store) -> Iterator[list[list[str]]]:
             conn.pgconn.untrace()
         real_put(conn)
 
-    pool.getconn, pool.putconn = getconn, putconn  # type: ignore[method-assign]
+    backend.checkout, backend.checkin = getconn, putconn  # type: ignore[method-assign]
     try:
         yield out
     finally:
-        pool.getconn, pool.putconn = real_get, real_put  # type: ignore[method-assign]
+        backend.checkout, backend.checkin = real_get, real_put  # type: ignore[method-assign]
         with open(name) as f:
             out.extend(line.split("\t") for line in f.read().splitlines())
         os.close(fd)

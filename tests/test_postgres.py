@@ -294,6 +294,94 @@ def test_threads_share_the_pool_without_lost_updates(pg_url: str) -> None:  # no
         store.close()
 
 
+def test_the_connection_given_back_last_serves_the_next_request(
+        pg_url: str) -> None:  # noqa: F811
+    """One thread's saves and reads talk to one server process (its caches and prepared
+    statements warm), not to each of the pool's connections in turn."""
+    store = clapboard.open_store(pg_url, lock_timeout=5, pool_size=4)
+    backend = store.backend
+    assert isinstance(backend, PostgresBackend)
+    pids: list[int] = []
+    real = backend.checkout
+
+    def checkout(timeout: float) -> Any:
+        conn = real(timeout)
+        pids.append(conn.pgconn.backend_pid)
+        return conn
+
+    try:
+        store.init_scenes_from_plan(P, EP, PLAN)
+        backend.checkout = checkout  # type: ignore[method-assign]
+        for _ in range(10):
+            store.save_active_scene_status(P, EP, "SEQ_A", expected_version=None,
+                                           mutate=bump)
+            store.load_active(P, EP, "SEQ_A")
+            store.history(P, EP, "SEQ_A")
+        assert len(pids) >= 20 and len(set(pids)) == 1
+        assert counter(store) == 10
+    finally:
+        store.close()
+
+
+def test_a_request_the_pool_cannot_serve_takes_the_connection_given_back(
+        pg_url: str) -> None:  # noqa: F811
+    """Every connection of the pool is out and a thread waits for one: a connection
+    given back is kept aside for the next request, and the waiting thread finds it
+    there (instead of waiting until the pool itself gets one back)."""
+    store = clapboard.open_store(pg_url, pool_size=2)
+    backend = store.backend
+    assert isinstance(backend, PostgresBackend)
+    try:
+        first, second = backend.checkout(5), backend.checkout(5)  # the pool is empty
+        got: list[Any] = []
+        waiter = threading.Thread(target=lambda: got.append(backend.checkout(20)))
+        waiter.start()
+        time.sleep(0.3)
+        assert not got  # waiting
+        backend.checkin(first)  # kept aside, not given to the pool
+        waiter.join(timeout=5)
+        assert got and got[0] is first
+        backend.checkin(second)
+        backend.checkin(got[0])
+    finally:
+        store.close()
+    assert first.closed and second.closed  # closing the store closes every connection
+
+
+def test_only_a_sound_idle_connection_is_kept_aside(pg_url: str) -> None:  # noqa: F811
+    """A connection left in a transaction goes back to the pool (which rolls it back),
+    and a one-connection pool keeps nothing aside (a waiter gets it from the pool)."""
+    store = clapboard.open_store(pg_url, pool_size=2)
+    backend = store.backend
+    assert isinstance(backend, PostgresBackend)
+    try:
+        conn = backend.checkout(5)
+        conn.execute("BEGIN")
+        backend.checkin(conn)
+        assert backend._idle == []
+        again = backend.checkout(5)
+        assert again.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        backend.checkin(again)
+        assert backend._idle == [again]
+    finally:
+        store.close()
+    single = clapboard.open_store(pg_url, pool_size=1)
+    backend = single.backend
+    assert isinstance(backend, PostgresBackend)
+    try:
+        conn = backend.checkout(5)
+        got: list[Any] = []
+        waiter = threading.Thread(target=lambda: got.append(backend.checkout(20)))
+        waiter.start()
+        time.sleep(0.2)
+        backend.checkin(conn)
+        waiter.join(timeout=5)
+        assert got and got[0] is conn and backend._idle == []
+        backend.checkin(conn)
+    finally:
+        single.close()
+
+
 def test_fsck_checks_rows(pg: clapboard.Store, pg_url: str) -> None:  # noqa: F811
     pg.write_scene_candidate(P, EP, "SEQ_A", Scene(scene_id="SEQ_A"), note="empty")
     assert pg.fsck().problems == []

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
 from clapboard.backends.base import BatchTx, BodyState, Doc, OptimisticMiss
+from clapboard.backends.pg_schema import notify_payload
 from clapboard.backends.pg_state import PgEntry
 from clapboard.backends.pg_wire import Statement, lock_timeout_steps, round_trip, timed
 from clapboard.backends.replay import delta_line, state_after
@@ -205,17 +205,15 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
             lock_name: str, op: str) -> None:
     head, key, rec = tx.head, tx.key, change.rec
     seq, crc = rec["seq"], rec["crc"]
-    payload = orjson.dumps({"project": key[0], "episode": key[1], "batch_id": key[2],
-                            "seq": seq}).decode()
-    params = (*key, seq, crc, change.line[:-1].decode(), backend.channel, payload,
-              head.crc, head.manifest, change.name, change.entry.token)
-    pool = backend._pool
+    params = (*key, seq, crc, change.line[:-1].decode(), backend.channel,
+              notify_payload(key, seq), head.crc, head.manifest, change.name,
+              change.entry.token)
     try:
-        conn = pool.getconn(timeout=max(timeout, 0.001))
+        conn = backend.checkout(max(timeout, 0.001))
     except PoolTimeout:
         raise LockTimeoutError(f"{lock_name} (no free pooled connection)", timeout) from None
     try:
-        pid = conn.info.backend_pid
+        pid = conn.pgconn.backend_pid
         steps = lock_timeout_steps(conn, timeout)  # (none once the session has it)
         try:
             res = round_trip(conn, [*steps, (CONDITIONAL_RECORD, params)])[-1]
@@ -239,7 +237,7 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
                 backend.conflicted(key)
                 raise OptimisticMiss
     finally:
-        pool.putconn(conn)
+        backend.checkin(conn)
     entry = change.entry
     backend.kept.put(change.label, PgEntry(entry.token, seq, crc,
                                            BodyState(change.after, valid=True),

@@ -25,10 +25,16 @@ Migrations: :data:`STEPS` ``[n]`` brings the layout from version ``n`` to ``n + 
 :func:`ensure_schema` runs the missing steps in one transaction under an advisory lock
 (so two processes opening a new store at once do not race on ``CREATE TABLE``), and
 refuses a database written by a newer clapboard.
+
+Every committed journal record is announced with ``NOTIFY`` on the store's channel
+(``clapboard watch`` listens): the payload is :func:`notify_payload`.
 """
 
 from __future__ import annotations
 
+import functools
+
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -172,4 +178,16 @@ def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], label: str) -> s
     return schema
 
 
-__all__ = ["LAYOUT_VERSION", "STEPS", "current_schema", "ensure_schema"]
+@functools.lru_cache(maxsize=256)
+def _payload_head(project: str, episode: str, batch_id: str) -> str:
+    return orjson.dumps({"project": project, "episode": episode,
+                         "batch_id": batch_id})[:-1].decode() + ',"seq":'
+
+
+def notify_payload(key: tuple[str, str, str], seq: int) -> str:
+    """The notification of journal record ``seq`` of a batch: its JSON
+    ``{"project", "episode", "batch_id", "seq"}`` (the batch's part encoded once)."""
+    return f"{_payload_head(*key)}{seq:d}}}"
+
+
+__all__ = ["LAYOUT_VERSION", "STEPS", "current_schema", "ensure_schema", "notify_payload"]

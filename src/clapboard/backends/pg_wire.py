@@ -25,7 +25,8 @@ import math
 import select
 import weakref
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple, NoReturn
 
 import psycopg
 from psycopg import pq
@@ -41,8 +42,26 @@ class Statement(NamedTuple):
     text: bytes
 
 
-# The statements prepared on each connection (a new connection starts with none).
-_PREPARED: weakref.WeakKeyDictionary[Conn, set[bytes]] = weakref.WeakKeyDictionary()
+@dataclass(slots=True)
+class _Session:
+    """What this process knows of one connection's session: the statements prepared
+    on it, its client encoding (Python's name for it), its lock_timeout setting."""
+
+    prepared: set[bytes]
+    encoding: str
+    lock_timeout: str | None = None
+
+
+# Per connection (a new connection starts with nothing prepared and no setting known).
+_SESSIONS: weakref.WeakKeyDictionary[Conn, _Session] = weakref.WeakKeyDictionary()
+
+
+def _session(conn: Conn) -> _Session:
+    session = _SESSIONS.get(conn)
+    if session is None:
+        session = _SESSIONS[conn] = _Session(set(), conn.info.encoding)
+    return session
+
 
 _OK = frozenset((pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK))
 
@@ -55,21 +74,31 @@ def _encode(value: Param, encoding: str) -> bytes | None:
     if isinstance(value, str):
         return value.encode(encoding)
     if type(value) is int:
-        return str(value).encode()
+        return b"%d" % value
     raise TypeError(f"pg_wire parameters are str, int or None, not {type(value).__name__}")
+
+
+def _args(params: Sequence[Param], encoding: str) -> list[bytes | None]:
+    if encoding == "utf-8":  # (what clapboard's connections use: no codec lookup per text)
+        return [p.encode() if p.__class__ is str else _encode(p, encoding)
+                for p in params]
+    return [_encode(p, encoding) for p in params]
 
 
 def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Param]]]
                ) -> list[pq.abc.PGresult]:
     """Run ``steps`` — (prepared statement, parameters), or (plain SQL bytes, ()) — in
-    one pipeline sync; their results, in order. The first failed statement's error is
-    raised once the trip is over (the statements after it did not run)."""
+    one round trip (one pipeline sync); their results, in order. The first failed
+    statement's error is raised once the trip is over (the statements after it did not
+    run). A lone statement this connection has prepared goes without the pipeline."""
+    session = _session(conn)
+    if len(steps) == 1:
+        stmt, params = steps[0]
+        if stmt.__class__ is Statement and stmt.name in session.prepared:
+            return [_one(conn, session, stmt.name, params)]
     pg = conn.pgconn
-    encoding = conn.info.encoding
-    prepared = _PREPARED.get(conn)
-    if prepared is None:
-        prepared = _PREPARED[conn] = set()
-    encoded = [(stmt, [_encode(p, encoding) for p in params]) for stmt, params in steps]
+    prepared, encoding = session.prepared, session.encoding
+    encoded = [(stmt, _args(params, encoding)) for stmt, params in steps]
     sent: list[bytes | None] = []  # per message: the name it prepares, or None
     try:
         pg.enter_pipeline_mode()
@@ -92,10 +121,46 @@ def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Par
         conn.close()
         raise
     if error is not None:
-        if error.error_field(pq.DiagnosticField.SQLSTATE) == _UNDEFINED_STATEMENT:
-            _PREPARED.pop(conn, None)  # deallocated behind our back: prepare anew
-        raise psycopg.errors.error_from_result(error, encoding=encoding)
+        _raise(session, error)
     return results
+
+
+def _one(conn: Conn, session: _Session, name: bytes, params: Sequence[Param]
+         ) -> pq.abc.PGresult:
+    """One statement prepared on this connection already: sent on its own (libpq adds
+    the sync), without entering pipeline mode — the status save's one trip."""
+    pg = conn.pgconn
+    try:
+        pg.send_query_prepared(name, _args(params, session.encoding))
+        _flush(pg)
+        res = _next_result(pg)
+        if res is None:
+            raise psycopg.OperationalError("no result for a statement sent")
+        while _next_result(pg) is not None:  # up to the end of the statement's results
+            pass
+    except BaseException:
+        conn.close()  # a half-read reply is never read again: see round_trip
+        raise
+    if res.status not in _OK:
+        _raise(session, res)
+    return res
+
+
+def _next_result(pg: pq.abc.PGconn) -> pq.abc.PGresult | None:
+    while pg.is_busy():
+        _wait(pg, select.POLLIN)
+        pg.consume_input()
+    res = pg.get_result()
+    if res is None and pg.status != pq.ConnStatus.OK:
+        raise psycopg.OperationalError(
+            "the connection was lost: " + pg.error_message.decode(errors="replace"))
+    return res
+
+
+def _raise(session: _Session, error: pq.abc.PGresult) -> NoReturn:
+    if error.error_field(pq.DiagnosticField.SQLSTATE) == _UNDEFINED_STATEMENT:
+        session.prepared.clear()  # deallocated behind our back: prepare anew
+    raise psycopg.errors.error_from_result(error, encoding=session.encoding)
 
 
 _UNDEFINED_STATEMENT = b"26000"  # invalid_sql_statement_name
@@ -122,14 +187,8 @@ def _collect(pg: pq.abc.PGconn, sent: list[bytes | None], prepared: set[bytes]
     error: pq.abc.PGresult | None = None
     i = 0
     while True:
-        while pg.is_busy():
-            _wait(pg, select.POLLIN)
-            pg.consume_input()
-        res = pg.get_result()
+        res = _next_result(pg)
         if res is None:
-            if pg.status != pq.ConnStatus.OK:
-                raise psycopg.OperationalError(
-                    "the connection was lost: " + pg.error_message.decode(errors="replace"))
             continue  # the end of one message's results
         status = res.status
         if status == pq.ExecStatus.PIPELINE_SYNC:
@@ -172,28 +231,26 @@ def lock_timeout_ms(timeout: float) -> str:
     return f"{max(int(ms), 1)}ms"
 
 
-# The lock_timeout each connection has as its session setting.
-_LOCK_TIMEOUTS: weakref.WeakKeyDictionary[Conn, str] = weakref.WeakKeyDictionary()
-
-
 def lock_timeout_steps(conn: Conn, timeout: float) -> list[tuple[bytes, tuple[str]]]:
     """The statement that gives ``conn`` this lock timeout, when it has another one
     (none when it has this one). The session keeps it once the trip it travels in
     commits: say so with :func:`timed`."""
     want = lock_timeout_ms(timeout)
-    if _LOCK_TIMEOUTS.get(conn) == want:
+    if _session(conn).lock_timeout == want:
         return []
     return [(b"SELECT set_config('lock_timeout', $1, false)", (want,))]
 
 
 def timed(conn: Conn, timeout: float) -> None:
     """``conn``'s session now has this lock timeout."""
-    _LOCK_TIMEOUTS[conn] = lock_timeout_ms(timeout)
+    _session(conn).lock_timeout = lock_timeout_ms(timeout)
 
 
 def forget_lock_timeout(conn: Conn) -> None:
     """``conn``'s session setting is unknown (a rolled back transaction undid it)."""
-    _LOCK_TIMEOUTS.pop(conn, None)
+    session = _SESSIONS.get(conn)
+    if session is not None:
+        session.lock_timeout = None
 
 
 __all__ = ["Statement", "forget_lock_timeout", "lock_timeout_ms", "lock_timeout_steps",
