@@ -312,19 +312,19 @@ def test_a_broken_trip_is_settled_and_never_applied_twice(
     (only the reply lost) the save is done; before it ran, the save goes to the lock.
     Either way the change is made exactly once."""
     a, _ = two
-    real = pg_optimistic.round_trip
+    real = pg_optimistic.run_encoded
     broke: list[str] = []
 
-    def breaking(conn: Any, steps: Any) -> Any:
+    def breaking(conn: Any, *trip: Any) -> Any:
         if not broke:
             broke.append(lose)
             if lose == "reply":
-                real(conn, steps)
+                real(conn, *trip)
             conn.close()
             raise psycopg.OperationalError("server closed the connection unexpectedly")
-        return real(conn, steps)
+        return real(conn, *trip)
 
-    monkeypatch.setattr(pg_optimistic, "round_trip", breaking)
+    monkeypatch.setattr(pg_optimistic, "run_encoded", breaking)
     closure = Counting()
     save(a, closure)
     assert broke == [lose]

@@ -15,7 +15,7 @@ import pytest
 
 import clapboard
 from clapboard import Scene
-from clapboard.backends.pg_wire import Statement, round_trip, text
+from clapboard.backends.pg_wire import Statement, round_trip, run_encoded, text
 from tests.pg_support import pg_url, sql_rows  # noqa: F401  (pg_url is a fixture)
 
 pytestmark = pytest.mark.postgres
@@ -71,6 +71,24 @@ def test_a_failed_statement_raises_psycopg_class_and_skips_the_rest(
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
     round_trip(conn, [(INSERT, (5, "after"))])  # still usable
     assert conn.execute("SELECT k FROM t").fetchall() == [(5,)]
+
+
+def test_parameters_already_encoded_are_sent_as_they_are(
+        conn: psycopg.Connection[Any], pg_url: str) -> None:  # noqa: F811
+    """``run_encoded``: UTF-8 bytes (or None) go out verbatim — prepared on first use,
+    after the steps sent before it in the same trip, and on their own once prepared —
+    and a connection in another client encoding is refused, not fed the wrong bytes."""
+    enc = conn.info.encoding
+    first = run_encoded(conn, INSERT, [b"1", "雨".encode()], [(b"SELECT 1", ())])
+    assert first.status == psycopg.pq.ExecStatus.COMMAND_OK
+    run_encoded(conn, INSERT, [b"2", None])  # prepared now: the one-statement path
+    res = round_trip(conn, [(SELECT, (1,))])[0]
+    assert [(text(res, i, 0, enc), text(res, i, 1, enc)) for i in range(res.ntuples)] \
+        == [("1", "雨"), ("2", None)]
+    assert prepared(conn) == ["test_insert", "test_select"]
+    with psycopg.connect(pg_url, autocommit=True, client_encoding="latin1") as latin:
+        with pytest.raises(ValueError, match="UTF-8"):
+            run_encoded(latin, INSERT, [b"3", b"x"])
 
 
 def test_statements_deallocated_behind_its_back_are_prepared_anew(
@@ -250,8 +268,8 @@ def test_a_trip_larger_than_the_socket_buffer_is_sent_whole(
 
 def test_a_parameter_of_another_type_is_refused_before_anything_is_sent(
         conn: psycopg.Connection[Any]) -> None:
-    for bad in (b"bytes", 1.5, True):
-        with pytest.raises(TypeError, match="str, int or None"):
+    for bad in (bytearray(b"bytes"), 1.5, True):
+        with pytest.raises(TypeError, match="str, int, bytes or None"):
             round_trip(conn, [(INSERT, (1, bad))])  # type: ignore[list-item]
     # refused before anything was sent: the connection carries on
     round_trip(conn, [(INSERT, (1, "ok"))])

@@ -33,9 +33,9 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from clapboard.backends.base import BatchTx, BodyState, Doc, OptimisticMiss
-from clapboard.backends.pg_schema import notify_payload
+from clapboard.backends.pg_schema import notify_payload, utf8_key
 from clapboard.backends.pg_state import PgEntry
-from clapboard.backends.pg_wire import Statement, lock_timeout_steps, round_trip, timed
+from clapboard.backends.pg_wire import Statement, lock_timeout_steps, run_encoded, timed
 from clapboard.backends.replay import delta_line, state_after
 from clapboard.errors import LockTimeoutError
 from clapboard.manifest import artifact_for
@@ -205,9 +205,11 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
             lock_name: str, op: str) -> None:
     head, key, rec = tx.head, tx.key, change.rec
     seq, crc = rec["seq"], rec["crc"]
-    params = (*key, seq, crc, change.line[:-1].decode(), backend.channel,
-              notify_payload(key, seq), head.crc, head.manifest, change.name,
-              change.entry.token)
+    manifest = head.manifest
+    args = [*utf8_key(*key), b"%d" % seq, crc.encode(), change.line[:-1],
+            backend.channel.encode(), notify_payload(key, seq).encode(), head.crc.encode(),
+            None if manifest is None else manifest.encode(), change.name.encode(),
+            change.entry.token.encode()]
     try:
         conn = backend.checkout(max(timeout, 0.001))
     except PoolTimeout:
@@ -216,7 +218,7 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
         pid = conn.pgconn.backend_pid
         steps = lock_timeout_steps(conn, timeout)  # (none once the session has it)
         try:
-            res = round_trip(conn, [*steps, (CONDITIONAL_RECORD, params)])[-1]
+            res = run_encoded(conn, CONDITIONAL_RECORD, args, steps)
         except psycopg.errors.LockNotAvailable:
             raise LockTimeoutError(lock_name, timeout) from None
         except psycopg.Error as e:

@@ -190,4 +190,11 @@ def notify_payload(key: tuple[str, str, str], seq: int) -> str:
     return f"{_payload_head(*key)}{seq:d}}}"
 
 
-__all__ = ["LAYOUT_VERSION", "STEPS", "current_schema", "ensure_schema", "notify_payload"]
+@functools.lru_cache(maxsize=256)
+def utf8_key(project: str, episode: str, batch_id: str) -> tuple[bytes, bytes, bytes]:
+    """A batch's key columns as UTF-8 parameters (encoded once per batch)."""
+    return project.encode(), episode.encode(), batch_id.encode()
+
+
+__all__ = ["LAYOUT_VERSION", "STEPS", "current_schema", "ensure_schema", "notify_payload",
+           "utf8_key"]

@@ -32,7 +32,7 @@ import psycopg
 from psycopg import pq
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-Param = str | int | None
+Param = str | int | bytes | None  # bytes: already in the wire's text format
 
 
 class Statement(NamedTuple):
@@ -67,15 +67,15 @@ _OK = frozenset((pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK))
 
 
 def _encode(value: Param, encoding: str) -> bytes | None:
-    """A parameter in text format: text, an integer, or NULL (nothing else is sent, so
-    nothing is silently sent as its ``str()``)."""
-    if value is None:
-        return None
+    """A parameter in text format: text, an integer, bytes already encoded, or NULL
+    (nothing else is sent, so nothing is silently sent as its ``str()``)."""
+    if value is None or type(value) is bytes:
+        return value
     if isinstance(value, str):
         return value.encode(encoding)
     if type(value) is int:
         return b"%d" % value
-    raise TypeError(f"pg_wire parameters are str, int or None, not {type(value).__name__}")
+    raise TypeError(f"pg_wire parameters are str, int, bytes or None, not {type(value).__name__}")
 
 
 def _args(params: Sequence[Param], encoding: str) -> list[bytes | None]:
@@ -95,7 +95,7 @@ def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Par
     if len(steps) == 1:
         stmt, params = steps[0]
         if stmt.__class__ is Statement and stmt.name in session.prepared:
-            return [_one(conn, session, stmt.name, params)]
+            return [_one(conn, session, stmt.name, _args(params, session.encoding))]
     pg = conn.pgconn
     prepared, encoding = session.prepared, session.encoding
     encoded = [(stmt, _args(params, encoding)) for stmt, params in steps]
@@ -125,13 +125,27 @@ def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Par
     return results
 
 
-def _one(conn: Conn, session: _Session, name: bytes, params: Sequence[Param]
+def run_encoded(conn: Conn, stmt: Statement, args: list[bytes | None],
+                before: Sequence[tuple[Statement | bytes, Sequence[Param]]] = ()
+                ) -> pq.abc.PGresult:
+    """``stmt`` with its parameters already in the wire's text format — UTF-8 bytes, or
+    None for NULL; clapboard's connections use that client encoding — after ``before``
+    in the same trip (as :func:`round_trip`); its result."""
+    session = _session(conn)
+    if session.encoding != "utf-8":
+        raise ValueError(f"pg_wire: UTF-8 parameters on a {session.encoding} connection")
+    if not before and stmt.name in session.prepared:
+        return _one(conn, session, stmt.name, args)
+    return round_trip(conn, [*before, (stmt, args)])[-1]
+
+
+def _one(conn: Conn, session: _Session, name: bytes, args: list[bytes | None]
          ) -> pq.abc.PGresult:
     """One statement prepared on this connection already: sent on its own (libpq adds
     the sync), without entering pipeline mode — the status save's one trip."""
     pg = conn.pgconn
     try:
-        pg.send_query_prepared(name, _args(params, session.encoding))
+        pg.send_query_prepared(name, args)
         _flush(pg)
         res = _next_result(pg)
         if res is None:
@@ -254,4 +268,4 @@ def forget_lock_timeout(conn: Conn) -> None:
 
 
 __all__ = ["Statement", "forget_lock_timeout", "lock_timeout_ms", "lock_timeout_steps",
-           "round_trip", "text", "timed"]
+           "round_trip", "run_encoded", "text", "timed"]
