@@ -60,8 +60,14 @@ def test_schema_is_created_versioned_and_reopened(pg_url: str) -> None:  # noqa:
     assert sql_rows(pg_url, "SELECT version FROM clapboard_schema") == [(LAYOUT_VERSION,)]
 
 
+def downgrade_layout_5(url: str) -> None:
+    """Put back layout 4's index of the journal's gid."""
+    sql_rows(url, "CREATE INDEX clapboard_journal_gid ON clapboard_journal (gid)")
+
+
 def downgrade_layout_4(url: str) -> None:
     """Put back layout 3's journal (its foreign key, no delete trigger)."""
+    downgrade_layout_5(url)
     sql_rows(url, "DROP TRIGGER clapboard_batch_deleted ON clapboard_batches")
     sql_rows(url, "DROP FUNCTION clapboard_batch_deleted()")
     sql_rows(url, "ALTER TABLE clapboard_journal ADD FOREIGN KEY (project, episode, batch_id) "
@@ -155,6 +161,33 @@ def test_layout_3_journal_loses_its_foreign_key_and_keeps_its_cascade(
         problems = store.fsck().problems
         assert [(p.kind, p.path.rsplit("/", 1)[-1]) for p in problems] == \
             [("orphan-journal", "ep_001_B.journal")]
+    finally:
+        store.close()
+
+
+def test_layout_4_journal_loses_its_gid_index(pg_url: str) -> None:  # noqa: F811
+    """Layout 5: no index on the journal's gid (no query used it; each status save paid
+    for it); ``watch`` still yields records across batches in commit order."""
+    store = clapboard.open_store(pg_url)
+    store.init_scenes_from_plan(P, EP, {"sequences": {"A": {"shots": [{"id": "a"}]},
+                                                      "B": {"shots": [{"id": "b"}]}}})
+    store.close()
+    downgrade_layout_5(pg_url)
+    sql_rows(pg_url, "UPDATE clapboard_schema SET version = 4")
+    indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'clapboard_journal' " \
+              "AND schemaname = current_schema() ORDER BY 1"
+    assert sql_rows(pg_url, indexes) == [("clapboard_journal_gid",), ("clapboard_journal_pkey",)]
+    store = clapboard.open_store(pg_url)
+    try:
+        assert sql_rows(pg_url, "SELECT version FROM clapboard_schema") == [(LAYOUT_VERSION,)]
+        assert sql_rows(pg_url, indexes) == [("clapboard_journal_pkey",)]
+        for batch in ("B", "A", "B"):
+            store.save_active_scene_status(P, EP, batch, expected_version=None, mutate=bump)
+        backend = store.backend
+        assert isinstance(backend, PostgresBackend)
+        seen = [(key[2], rec["seq"]) for key, rec in backend.journal_since(P, {})]
+        assert seen[-3:] == [("B", 2), ("A", 2), ("B", 3)]
+        assert store.fsck().clean
     finally:
         store.close()
 
