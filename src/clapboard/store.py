@@ -344,7 +344,7 @@ class Store:
                      create_missing: bool) -> Scene:
         project = tx.project
         manifest, version, artifact = self._locked_active(tx, expected_version)
-        state = tx.read_state(version, manifest)
+        state = tx.read_state(version, manifest, artifact)
         if state is None:
             if manifest is not None or not create_missing:
                 raise self._missing(tx, manifest, version, artifact)
@@ -417,7 +417,7 @@ class Store:
         scene.validate()  # what the runner built or assigned (untouched lazy beats are valid)
         with self.transaction(project, episode, batch_id, "runner") as tx:
             manifest, current, artifact = self._locked_active(tx, expected_version)
-            state = tx.read_state(current, manifest)
+            state = tx.read_state(current, manifest, artifact)
             if state is None:
                 if manifest is not None:
                     raise self._missing(tx, manifest, current, artifact)

@@ -93,10 +93,13 @@ class BatchTx(ABC):
         """The validated manifest (schema and identity checked), None when absent."""
 
     @abstractmethod
-    def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
+    def read_state(self, version: int, manifest: Doc | None,
+                   artifact: str | None = None) -> BodyState | None:
         """The body of ``version`` as a shared :class:`BodyState` (None if absent), its
         journal deltas applied. With ``manifest`` None only version 1 (the flat body)
-        exists. A backend may keep states between calls, proving them current first."""
+        exists. ``artifact``: the version's artifact, when the caller has looked it up
+        already (``manifest.artifact_for``). A backend may keep states between calls,
+        proving them current first."""
 
     def read_body(self, version: int, manifest: Doc | None) -> Doc | None:
         """The body of ``version`` as the caller's own document, None if absent."""

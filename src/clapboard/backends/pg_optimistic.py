@@ -111,8 +111,10 @@ class PgOptimisticTx(BatchTx):
             doc = self.backend._decode_manifest(head.manifest, *self.key)
         return dict(doc) if doc is not None else None
 
-    def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
-        artifact = artifact_for(manifest, self.episode, self.batch_id, version)
+    def read_state(self, version: int, manifest: Doc | None,
+                   artifact: str | None = None) -> BodyState | None:
+        if artifact is None:
+            artifact = artifact_for(manifest, self.episode, self.batch_id, version)
         name = safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
         label = self.backend.label(self.project, name)
         entry = self.backend.kept.get(label)
@@ -152,8 +154,8 @@ class PgOptimisticTx(BatchTx):
 class OptimisticBlock:
     """``with`` it: the block runs on ``head`` and what is kept; its change commits in
     one trip (:data:`CONDITIONAL_RECORD`) or :class:`OptimisticMiss` is raised, nothing
-    written. ``hold()`` marks the batch held by this thread for the block (it refuses a
-    re-entry) and returns what ``release`` takes back. (A class, not a generator: this
+    written. ``hold(backend, key)`` marks the batch held by this thread for the block
+    (it refuses a re-entry) and returns what ``release`` takes back. (A class, not a generator: this
     runs once per status save, and three nested generator context managers cost more
     than the rest of the block's bookkeeping.)"""
 
@@ -164,23 +166,22 @@ class OptimisticBlock:
         "head",
         "hold",
         "key",
-        "lock_name",
         "op",
         "release",
         "timeout",
     )
 
     def __init__(self, backend: PostgresBackend, key: Key, head: Head, *, timeout: float,
-                 lock_name: str, op: str, hold: Callable[[], object],
+                 op: str, hold: Callable[[PostgresBackend, Key], object],
                  release: Callable[[object], None]) -> None:
         self.backend, self.key, self.head = backend, key, head
-        self.timeout, self.lock_name, self.op = timeout, lock_name, op
+        self.timeout, self.op = timeout, op
         self.hold, self.release = hold, release
         self._mark: object = None
         self._tx: PgOptimisticTx | None = None
 
     def __enter__(self) -> BatchTx:
-        self._mark = self.hold()
+        self._mark = self.hold(self.backend, self.key)
         self._tx = PgOptimisticTx(self.backend, self.key, self.head)
         return self._tx
 
@@ -196,13 +197,13 @@ class OptimisticBlock:
             assert tx is not None
             if tx.change is None:  # "nothing to change" may be old news too
                 raise OptimisticMiss
-            _commit(self.backend, tx, tx.change, self.timeout, self.lock_name, self.op)
+            _commit(self.backend, tx, tx.change, self.timeout, self.op)
         finally:
             self.release(self._mark)
 
 
 def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeout: float,
-            lock_name: str, op: str) -> None:
+            op: str) -> None:
     head, key, rec = tx.head, tx.key, change.rec
     seq, crc = rec["seq"], rec["crc"]
     manifest = head.manifest
@@ -213,14 +214,15 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
     try:
         conn = backend.checkout(max(timeout, 0.001))
     except PoolTimeout:
-        raise LockTimeoutError(f"{lock_name} (no free pooled connection)", timeout) from None
+        raise LockTimeoutError(f"{backend.lock_label(key)} (no free pooled connection)",
+                               timeout) from None
     try:
         pid = conn.pgconn.backend_pid
         steps = lock_timeout_steps(conn, timeout)  # (none once the session has it)
         try:
             res = run_encoded(conn, CONDITIONAL_RECORD, args, steps)
         except psycopg.errors.LockNotAvailable:
-            raise LockTimeoutError(lock_name, timeout) from None
+            raise LockTimeoutError(backend.lock_label(key), timeout) from None
         except psycopg.Error as e:
             if not conn.closed:  # the server refused it: nothing committed
                 raise OptimisticMiss from e
@@ -229,7 +231,7 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
             if committed is None:
                 from clapboard.backends.postgres import PostgresBatchError
 
-                raise PostgresBatchError(lock_name, "commit", op, e) from e
+                raise PostgresBatchError(backend.lock_label(key), "commit", op, e) from e
             if not committed:
                 raise OptimisticMiss from e
         else:

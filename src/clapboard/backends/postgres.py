@@ -79,7 +79,6 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 # optimistic block counts as holding its batch (a save nested in its closure would
 # otherwise commit on its own, and the closure then run again).
 _HELD: set[tuple[str, str, str, str, int]] = set()
-_HELD_GUARD = threading.Lock()
 os.register_at_fork(after_in_child=_HELD.clear)
 
 KEPT_HEADS = 4096  # batch heads a backend keeps for optimistic saves
@@ -91,22 +90,22 @@ Mark = tuple[str, str, str, str, int]
 
 
 def _hold(backend: PostgresBackend, key: Key) -> Mark:
-    """Mark batch ``key`` held by this thread; refused at once if it already is."""
+    """Mark batch ``key`` held by this thread; refused at once if it already is. (No
+    guard: a mark names its thread, so only that thread adds or removes it, and a set's
+    ``in``, ``add`` and ``discard`` are atomic.)"""
     mark = (backend.url, *key, threading.get_ident())
-    with _HELD_GUARD:
-        if mark in _HELD:
-            project, episode, batch_id = key
-            raise LockReentryError(
-                f"this thread already holds batch {project}/{episode}/{batch_id} in "
-                f"{backend.location} (re-entrant save of the same batch, e.g. from a "
-                "post_write hook)", hint="do the second write after the first one returns")
-        _HELD.add(mark)
+    if mark in _HELD:
+        project, episode, batch_id = key
+        raise LockReentryError(
+            f"this thread already holds batch {project}/{episode}/{batch_id} in "
+            f"{backend.location} (re-entrant save of the same batch, e.g. from a "
+            "post_write hook)", hint="do the second write after the first one returns")
+    _HELD.add(mark)
     return mark
 
 
 def _release(mark: object) -> None:
-    with _HELD_GUARD:
-        _HELD.discard(mark)
+    _HELD.discard(mark)
 
 
 @contextmanager
@@ -249,6 +248,10 @@ class PostgresBackend(Backend):
     def label(self, project: str, name: str) -> str:
         """The name an error gives a row: what the same document is called in a folder."""
         return f"{self.name}/{project}/{name}"
+
+    def lock_label(self, key: Key) -> str:
+        """The name an error gives a batch's row lock."""
+        return self.label(key[0], f"{key[1]}_{key[2]}")
 
     def checkout(self, timeout: float) -> Conn:
         """A connection of the pool for this thread's use; give it back with
@@ -478,9 +481,8 @@ class PostgresBackend(Backend):
             else:
                 self._skip.pop(key, None)
             return None
-        return OptimisticBlock(self, key, head, timeout=timeout, op=op,
-                               lock_name=self.label(project, f"{episode}_{batch_id}"),
-                               hold=lambda: _hold(self, key), release=_release)
+        return OptimisticBlock(self, key, head, timeout=timeout, op=op, hold=_hold,
+                               release=_release)
 
     def keep_head(self, key: Key, head: Head) -> None:
         """Remember ``key``'s head (the most recently written :data:`KEPT_HEADS` batches)."""
@@ -500,7 +502,7 @@ class PostgresBackend(Backend):
     @contextmanager
     def batch(self, project: str, episode: str, batch_id: str, *, timeout: float,
               op: str = "") -> Iterator[BatchTx]:
-        lock_name = self.label(project, f"{episode}_{batch_id}")
+        lock_name = self.lock_label((project, episode, batch_id))
         stage = "pool"
         try:
             with _holding(self, (project, episode, batch_id)), \
@@ -729,9 +731,11 @@ class PgBatchTx(BatchTx):
     def _artifact(self, artifact: str, version: int) -> str:
         return safe_basename(artifact, context=f"batch {self.batch_id} v{version}")
 
-    def read_state(self, version: int, manifest: Doc | None) -> BodyState | None:
-        artifact = self._artifact(
-            artifact_for(manifest, self.episode, self.batch_id, version), version)
+    def read_state(self, version: int, manifest: Doc | None,
+                   artifact: str | None = None) -> BodyState | None:
+        if artifact is None:
+            artifact = artifact_for(manifest, self.episode, self.batch_id, version)
+        artifact = self._artifact(artifact, version)
         entry = materialize(self.backend.kept, self._run, self._key, artifact, version,
                             self.backend.label(self.project, artifact), (self._seq, self._crc),
                             self.tokens)
