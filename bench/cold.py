@@ -163,6 +163,17 @@ for line in sys.stdin:
 '''
 
 
+def _in_schema(url: str, schema: str) -> str:
+    """``url`` with its tables in a schema of their own (each source tree of an A/B
+    creates the layout it knows, so two versions never share one)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    query.append(("options", f"-csearch_path={schema}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def measure(beats: int, takes: int, turns: int, srcs: list[str], work: str,
             seed: int = 9, pg: str = "") -> dict[str, float]:
     """Median seconds per contender, the contenders taking turns in a shuffled order.
@@ -175,12 +186,16 @@ def measure(beats: int, takes: int, turns: int, srcs: list[str], work: str,
     for other in ("update",) if pg else ("sqlite", "syscalls"):
         contenders[other] = (other, "")
     procs = {}
+    run = os.urandom(4).hex()
+    schemas: list[str] = []
     for name, (which, src) in contenders.items():
+        schemas.append(f"clapboard_cold_{run}_{len(schemas)}")
         env = dict(os.environ)
         if src:
             env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
         procs[name] = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, which, str(beats), str(takes), str(ROOT), work, pg],
+            [sys.executable, "-c", _CHILD, which, str(beats), str(takes), str(ROOT), work,
+             _in_schema(pg, schemas[-1]) if which == "clapboard-pg" else pg],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     samples: dict[str, list[float]] = {k: [] for k in procs}
     order = list(procs)
@@ -202,7 +217,19 @@ def measure(beats: int, takes: int, turns: int, srcs: list[str], work: str,
             if p.stdin is not None:
                 p.stdin.close()
             p.wait(timeout=60)
+        if pg:
+            _drop_schemas(pg, schemas)
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _drop_schemas(url: str, schemas: list[str]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(schema)))
 
 
 def main(argv: list[str] | None = None) -> int:
