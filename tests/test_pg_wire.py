@@ -76,19 +76,25 @@ def test_a_failed_statement_raises_psycopg_class_and_skips_the_rest(
 def test_parameters_already_encoded_are_sent_as_they_are(
         conn: psycopg.Connection[Any], pg_url: str) -> None:  # noqa: F811
     """``run_encoded``: UTF-8 bytes (or None) go out verbatim — prepared on first use,
-    after the steps sent before it in the same trip, and on their own once prepared —
-    and a connection in another client encoding is refused, not fed the wrong bytes."""
+    with the session's lock timeout set in the same trip when it has another, and on
+    their own once prepared and set — and a connection in another client encoding is
+    refused, not fed the wrong bytes."""
     enc = conn.info.encoding
-    first = run_encoded(conn, INSERT, [b"1", "雨".encode()], [(b"SELECT 1", ())])
+    first = run_encoded(conn, INSERT, [b"1", "雨".encode()], lock_timeout=2.5)
     assert first.status == psycopg.pq.ExecStatus.COMMAND_OK
-    run_encoded(conn, INSERT, [b"2", None])  # prepared now: the one-statement path
+    assert conn.execute("SHOW lock_timeout").fetchone() == ("2500ms",)
+    conn.execute("SET lock_timeout = '7s'")  # behind its back: it believes 2.5 s is set
+    run_encoded(conn, INSERT, [b"2", None], lock_timeout=2.5)  # prepared, set: alone
+    assert conn.execute("SHOW lock_timeout").fetchone() == ("7s",)
+    run_encoded(conn, INSERT, [b"3", b""], lock_timeout=4)  # another timeout: sent
+    assert conn.execute("SHOW lock_timeout").fetchone() == ("4s",)
     res = round_trip(conn, [(SELECT, (1,))])[0]
     assert [(text(res, i, 0, enc), text(res, i, 1, enc)) for i in range(res.ntuples)] \
-        == [("1", "雨"), ("2", None)]
+        == [("1", "雨"), ("2", None), ("3", "")]
     assert prepared(conn) == ["test_insert", "test_select"]
-    with psycopg.connect(pg_url, autocommit=True, client_encoding="latin1") as latin:
-        with pytest.raises(ValueError, match="UTF-8"):
-            run_encoded(latin, INSERT, [b"3", b"x"])
+    with psycopg.connect(pg_url, autocommit=True, client_encoding="latin1") as latin, \
+            pytest.raises(ValueError, match="UTF-8"):
+        run_encoded(latin, INSERT, [b"4", b"x"])
 
 
 def test_statements_deallocated_behind_its_back_are_prepared_anew(

@@ -35,7 +35,7 @@ from psycopg_pool import PoolTimeout
 from clapboard.backends.base import BatchTx, BodyState, Doc, OptimisticMiss
 from clapboard.backends.pg_schema import notify_payload, utf8_key
 from clapboard.backends.pg_state import PgEntry
-from clapboard.backends.pg_wire import Statement, lock_timeout_steps, run_encoded, timed
+from clapboard.backends.pg_wire import Statement, run_encoded
 from clapboard.backends.replay import delta_line, state_after
 from clapboard.errors import LockTimeoutError
 from clapboard.manifest import artifact_for
@@ -218,9 +218,8 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
                                timeout) from None
     try:
         pid = conn.pgconn.backend_pid
-        steps = lock_timeout_steps(conn, timeout)  # (none once the session has it)
-        try:
-            res = run_encoded(conn, CONDITIONAL_RECORD, args, steps)
+        try:  # (the session's lock timeout set in the same trip when it has another)
+            res = run_encoded(conn, CONDITIONAL_RECORD, args, timeout)
         except psycopg.errors.LockNotAvailable:
             raise LockTimeoutError(backend.lock_label(key), timeout) from None
         except psycopg.Error as e:
@@ -235,8 +234,6 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
             if not committed:
                 raise OptimisticMiss from e
         else:
-            if steps:
-                timed(conn, timeout)
             if not res.ntuples:  # another writer got there first
                 backend.conflicted(key)
                 raise OptimisticMiss

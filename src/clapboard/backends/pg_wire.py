@@ -126,17 +126,23 @@ def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Par
 
 
 def run_encoded(conn: Conn, stmt: Statement, args: list[bytes | None],
-                before: Sequence[tuple[Statement | bytes, Sequence[Param]]] = ()
-                ) -> pq.abc.PGresult:
-    """``stmt`` with its parameters already in the wire's text format — UTF-8 bytes, or
-    None for NULL; clapboard's connections use that client encoding — after ``before``
-    in the same trip (as :func:`round_trip`); its result."""
+                lock_timeout: float | None = None) -> pq.abc.PGresult:
+    """``stmt``, committed on its own, with its parameters already in the wire's text
+    format — UTF-8 bytes, or None for NULL; clapboard's connections use that client
+    encoding; its result. With ``lock_timeout`` (seconds), the session gets that lock
+    timeout first, in the same trip, when it has another one (kept once the trip
+    succeeds)."""
     session = _session(conn)
     if session.encoding != "utf-8":
         raise ValueError(f"pg_wire: UTF-8 parameters on a {session.encoding} connection")
-    if not before and stmt.name in session.prepared:
-        return _one(conn, session, stmt.name, args)
-    return round_trip(conn, [*before, (stmt, args)])[-1]
+    want = None if lock_timeout is None else lock_timeout_ms(lock_timeout)
+    if want is None or session.lock_timeout == want:
+        if stmt.name in session.prepared:
+            return _one(conn, session, stmt.name, args)
+        return round_trip(conn, [(stmt, args)])[-1]
+    res = round_trip(conn, [(_SET_LOCK_TIMEOUT, (want,)), (stmt, args)])[-1]
+    session.lock_timeout = want
+    return res
 
 
 def _one(conn: Conn, session: _Session, name: bytes, args: list[bytes | None]
@@ -245,6 +251,9 @@ def lock_timeout_ms(timeout: float) -> str:
     return f"{max(int(ms), 1)}ms"
 
 
+_SET_LOCK_TIMEOUT = b"SELECT set_config('lock_timeout', $1, false)"
+
+
 def lock_timeout_steps(conn: Conn, timeout: float) -> list[tuple[bytes, tuple[str]]]:
     """The statement that gives ``conn`` this lock timeout, when it has another one
     (none when it has this one). The session keeps it once the trip it travels in
@@ -252,7 +261,7 @@ def lock_timeout_steps(conn: Conn, timeout: float) -> list[tuple[bytes, tuple[st
     want = lock_timeout_ms(timeout)
     if _session(conn).lock_timeout == want:
         return []
-    return [(b"SELECT set_config('lock_timeout', $1, false)", (want,))]
+    return [(_SET_LOCK_TIMEOUT, (want,))]
 
 
 def timed(conn: Conn, timeout: float) -> None:
