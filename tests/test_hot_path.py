@@ -575,3 +575,41 @@ def test_the_notification_payload_is_the_json_of_its_fields(
     whole = {"project": key[0], "episode": key[1], "batch_id": key[2], "seq": seq}
     assert notify_payload(key, seq) == orjson.dumps(whole).decode()
     assert orjson.loads(notify_payload(key, seq)) == whole
+
+
+def test_a_spare_scene_is_the_lazy_scene_and_is_handed_out_once() -> None:
+    """``BodyState.build_spare`` makes the scene ``lazy_scene`` would (each beat's
+    attribute dict already made, nothing built); ``spare()`` hands it to one caller
+    only, however many threads ask at once; a document it cannot build leaves none."""
+    import threading
+
+    from clapboard.backends.base import BodyState
+    from clapboard.models import lazy_scene, untouched_raw
+
+    doc = Scene(scene_id="S", beats=[Beat(beat_id=f"b{i}", takes=[Take(take_id="t")])
+                                     for i in range(5)],
+                scene_metadata={"k": [1]}).to_dict()
+    state = BodyState(doc, valid=True)
+    assert state.spare() is None
+    state.build_spare()
+    assert state.spares is not None and len(state.spares) == 1
+    built = state.spares[0]
+    assert built.to_dict() == lazy_scene(doc).to_dict() == doc
+    assert [untouched_raw(b) for b in built.beats] == doc["beats"]  # lazy, untouched
+    assert built.scene_metadata is not doc["scene_metadata"]  # its own copy
+    got: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def take() -> None:
+        barrier.wait()
+        got.append(state.spare())
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [g for g in got if g is not None] == [built] and state.spare() is None
+    broken = BodyState({"scene_id": "S", "beats": 7}, valid=True)  # not a list of beats
+    broken.build_spare()
+    assert broken.spares is None and broken.spare() is None

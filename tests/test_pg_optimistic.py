@@ -430,3 +430,51 @@ def test_the_session_lock_timeout_is_sent_once_per_connection(pg_url: str,  # no
     finally:
         store.close()
         other.close()
+
+
+def test_the_next_saves_scene_is_built_while_the_server_commits(
+        pg_url: str) -> None:  # noqa: F811
+    """An optimistic save builds the next save's scene while its statement is on the
+    server; the next save's closure gets that scene — a new one, sharing no object with
+    the scene the previous save returned (which its caller may still change), equal to
+    the stored one — and a load takes a spare just the same."""
+    from clapboard.backends import base
+
+    store = clapboard.open_store(pg_url, lock_timeout=5)
+    taken: list[object] = []
+    real = base.BodyState.spare
+
+    def spy(self: base.BodyState) -> Any:
+        got = real(self)
+        taken.append(got)
+        return got
+
+    try:
+        store.init_scenes_from_plan(P, EP, PLAN)
+        save(store)
+        returned = save(store)  # optimistic: the next scene is built meanwhile
+        returned.beats[0].max_takes = 99  # the caller's scene: never seen again
+        returned.scene_metadata["counter"] = -1
+        seen: list[Scene] = []
+
+        def look(scene: Scene) -> None:
+            seen.append(scene)
+            bump(scene)
+
+        base.BodyState.spare = spy  # type: ignore[method-assign]
+        try:
+            save(store, look)
+            assert len(taken) == 1 and taken[0] is seen[0]  # the scene built ahead
+            after_look = store.load_active(P, EP, "SEQ_A")  # a load takes a spare too
+            assert len(taken) == 2 and taken[1] is after_look
+        finally:
+            base.BodyState.spare = real  # type: ignore[method-assign]
+        scene = seen[0]
+        assert scene is not returned and scene.beats[0] is not returned.beats[0]
+        assert not {id(b) for b in scene.beats} & {id(b) for b in returned.beats}
+        assert scene.beats[0].max_takes == 3
+        assert scene.to_dict()["scene_metadata"]["counter"] == 3  # bumped from 2
+        assert after_look.to_dict() == store.load_version(P, EP, "SEQ_A", 1).to_dict()
+        assert counter(store) == 3
+    finally:
+        store.close()

@@ -196,6 +196,10 @@ class Store:
                 hint="check the names with `clapboard ls`",
             )
         self._check_state(state, project, ep, batch_id, version, manifest)
+        if state.spares:
+            built: Scene | None = state.spare()
+            if built is not None:
+                return built
         if len(state.doc.get("beats") or ()) < _PAUSE_GC_FROM:
             return lazy_scene(state.doc)
         with codec.gc_paused():

@@ -68,11 +68,39 @@ class BodyState:
     scene with :func:`clapboard.models.lazy_scene` or copy it first.
 
     ``valid`` says the whole document has passed model validation (set by the Store,
-    kept with the cached state).
+    kept with the cached state). ``spares``: scenes over ``doc`` a backend built ahead
+    of need (``lazy_scene``, each beat's attribute dict made), never handed out — a
+    reader takes one with :meth:`spare` instead of building it.
     """
 
     doc: Doc
     valid: bool = False
+    spares: list[Any] | None = None
+
+    def spare(self) -> Any:
+        """A scene built ahead over ``doc`` (a ``Scene`` nobody else holds), or None.
+        Threads may race for it: ``list.pop`` hands each one to one of them."""
+        spares = self.spares
+        if spares:
+            try:
+                return spares.pop()
+            except IndexError:
+                pass
+        return None
+
+    def build_spare(self) -> None:
+        """Build one scene over ``doc`` for the next reader (while waiting for a server
+        that is committing this state, say): a failure here only means the reader
+        builds its own."""
+        from clapboard.models import lazy_scene
+
+        try:
+            scene = lazy_scene(self.doc)
+            for beat in scene.beats:
+                beat.__dict__  # noqa: B018  (made now: the status writer looks at each)
+        except Exception:
+            return
+        self.spares = [scene]
 
 
 class OptimisticMiss(Exception):

@@ -218,8 +218,11 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
                                timeout) from None
     try:
         pid = conn.pgconn.backend_pid
+        # The state after the change, and while the server commits it, the next save's
+        # scene over it (built ahead: that save takes it instead of building one).
+        after = BodyState(change.after, valid=True)
         try:  # (the session's lock timeout set in the same trip when it has another)
-            res = run_encoded(conn, CONDITIONAL_RECORD, args, timeout)
+            res = run_encoded(conn, CONDITIONAL_RECORD, args, timeout, after.build_spare)
         except psycopg.errors.LockNotAvailable:
             raise LockTimeoutError(backend.lock_label(key), timeout) from None
         except psycopg.Error as e:
@@ -240,9 +243,8 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
     finally:
         backend.checkin(conn)
     entry = change.entry
-    backend.kept.put(change.label, PgEntry(entry.token, seq, crc,
-                                           BodyState(change.after, valid=True),
-                                           entry.pending + 1, entry.size))
+    backend.kept.put(change.label, PgEntry(entry.token, seq, crc, after, entry.pending + 1,
+                                           entry.size))
     backend.keep_head(key, Head(head.manifest, seq, crc, head.doc))
 
 

@@ -24,7 +24,7 @@ import functools
 import math
 import select
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
@@ -95,7 +95,7 @@ def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Par
     if len(steps) == 1:
         stmt, params = steps[0]
         if stmt.__class__ is Statement and stmt.name in session.prepared:
-            return [_one(conn, session, stmt.name, _args(params, session.encoding))]
+            return [_one(conn, session, stmt.name, _args(params, session.encoding), None)]
     pg = conn.pgconn
     prepared, encoding = session.prepared, session.encoding
     encoded = [(stmt, _args(params, encoding)) for stmt, params in steps]
@@ -126,33 +126,40 @@ def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Par
 
 
 def run_encoded(conn: Conn, stmt: Statement, args: list[bytes | None],
-                lock_timeout: float | None = None) -> pq.abc.PGresult:
+                lock_timeout: float | None = None,
+                meanwhile: Callable[[], object] | None = None) -> pq.abc.PGresult:
     """``stmt``, committed on its own, with its parameters already in the wire's text
     format — UTF-8 bytes, or None for NULL; clapboard's connections use that client
     encoding; its result. With ``lock_timeout`` (seconds), the session gets that lock
     timeout first, in the same trip, when it has another one (kept once the trip
-    succeeds)."""
+    succeeds). ``meanwhile`` runs once the statement is sent, before its reply is read
+    (work that needs no answer fills the server's time), or after the trip."""
     session = _session(conn)
     if session.encoding != "utf-8":
         raise ValueError(f"pg_wire: UTF-8 parameters on a {session.encoding} connection")
     want = None if lock_timeout is None else lock_timeout_ms(lock_timeout)
     if want is None or session.lock_timeout == want:
         if stmt.name in session.prepared:
-            return _one(conn, session, stmt.name, args)
-        return round_trip(conn, [(stmt, args)])[-1]
-    res = round_trip(conn, [(_SET_LOCK_TIMEOUT, (want,)), (stmt, args)])[-1]
-    session.lock_timeout = want
+            return _one(conn, session, stmt.name, args, meanwhile)
+        res = round_trip(conn, [(stmt, args)])[-1]
+    else:
+        res = round_trip(conn, [(_SET_LOCK_TIMEOUT, (want,)), (stmt, args)])[-1]
+        session.lock_timeout = want
+    if meanwhile is not None:
+        meanwhile()
     return res
 
 
-def _one(conn: Conn, session: _Session, name: bytes, args: list[bytes | None]
-         ) -> pq.abc.PGresult:
+def _one(conn: Conn, session: _Session, name: bytes, args: list[bytes | None],
+         meanwhile: Callable[[], object] | None) -> pq.abc.PGresult:
     """One statement prepared on this connection already: sent on its own (libpq adds
     the sync), without entering pipeline mode — the status save's one trip."""
     pg = conn.pgconn
     try:
         pg.send_query_prepared(name, args)
         _flush(pg)
+        if meanwhile is not None:
+            meanwhile()
         res = _next_result(pg)
         if res is None:
             raise psycopg.OperationalError("no result for a statement sent")
