@@ -155,9 +155,9 @@ class OptimisticBlock:
     """``with`` it: the block runs on ``head`` and what is kept; its change commits in
     one trip (:data:`CONDITIONAL_RECORD`) or :class:`OptimisticMiss` is raised, nothing
     written. ``hold(backend, key)`` marks the batch held by this thread for the block
-    (it refuses a re-entry) and returns what ``release`` takes back. (A class, not a generator: this
-    runs once per status save, and three nested generator context managers cost more
-    than the rest of the block's bookkeeping.)"""
+    (it refuses a re-entry) and returns what ``release`` takes back. (A class, not a
+    generator: this runs once per status save, and three nested generator context
+    managers cost more than the rest of the block's bookkeeping.)"""
 
     __slots__ = (
         "_mark",

@@ -232,7 +232,7 @@ class PostgresBackend(Backend):
             url, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, open=False,
             name=f"clapboard-{self.schema}")
         self._pool.open(wait=False)
-        # The connection used last, when free, serves the next request (see _checkout).
+        # The connection given back last, when free, serves the next request (checkout).
         self._idle: list[Conn] = []
         self._idle_max = 1 if pool_size >= 2 else 0
         self._listener: Conn | None = None
@@ -257,7 +257,7 @@ class PostgresBackend(Backend):
         """A connection of the pool for this thread's use; give it back with
         :meth:`checkin`. The one given back last comes first when it is free: a
         process that saves again and again talks to one server process, whose caches
-        and prepared statements are warm, and skips the pool's own bookkeeping (7-9 %
+        and prepared statements are warm, and skips the pool's own bookkeeping (6-9 %
         of a cold status save, measured with ``python -m bench.cold --pg``). Such a
         connection stays checked out of the pool, so a request the pool cannot serve
         at once looks here again every few hundredths of a second while it waits
