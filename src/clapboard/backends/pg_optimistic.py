@@ -228,7 +228,10 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
         except psycopg.Error as e:
             if not conn.closed:  # the server refused it: nothing committed
                 raise OptimisticMiss from e
-            # The trip broke: did the statement commit? (as after a lost COMMIT)
+            # The trip broke: did the statement commit? (as after a lost COMMIT) The
+            # pool's other connections may be as dead as this one: tested first, so a
+            # save that did not commit is run again under the lock on a live one.
+            backend.connection_lost()
             committed = backend._outcome(pid, key, seq, crc, timeout)
             if committed is None:
                 from clapboard.backends.postgres import PostgresBatchError

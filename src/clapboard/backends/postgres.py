@@ -291,6 +291,15 @@ class PostgresBackend(Backend):
         else:
             self._pool.putconn(conn)
 
+    def connection_lost(self) -> None:
+        """A connection turned out dead (a restarted server, sessions ended by an
+        admin): the pool's idle ones may be too. Test them now — the pool replaces the
+        dead — so the next request gets a live one instead of failing on it in turn."""
+        try:
+            self._pool.check()
+        except Exception:  # best effort: the server may be down still
+            pass
+
     @contextmanager
     def _pooled(self, timeout: float) -> Iterator[Conn]:
         conn = self.checkout(timeout)
@@ -551,6 +560,8 @@ class PostgresBackend(Backend):
             # talking to a database) and goes out untouched.
             if stage == "block":
                 raise
+            if stage == "lock" and isinstance(e, psycopg.OperationalError):
+                self.connection_lost()  # (this save did not commit; the next gets a live one)
             raise PostgresBatchError(lock_name, stage, op, e) from e
 
     def _outcome(self, pid: int, key: Key, seq: int, crc: str, timeout: float) -> bool | None:
