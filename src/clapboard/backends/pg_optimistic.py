@@ -228,10 +228,9 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
         except psycopg.Error as e:
             if not conn.closed:  # the server refused it: nothing committed
                 raise OptimisticMiss from e
-            # The trip broke: did the statement commit? (as after a lost COMMIT) The
-            # pool's other connections may be as dead as this one: tested first, so a
-            # save that did not commit is run again under the lock on a live one.
-            backend.connection_lost()
+            # The trip broke: did the statement commit? (as after a lost COMMIT; a
+            # save that did not is run again under the lock, which finds a live
+            # connection if the pool's others died too: see _lock_on_live)
             committed = backend._outcome(pid, key, seq, crc, timeout)
             if committed is None:
                 from clapboard.backends.postgres import PostgresBatchError

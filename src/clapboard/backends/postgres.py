@@ -511,45 +511,43 @@ class PostgresBackend(Backend):
     @contextmanager
     def batch(self, project: str, episode: str, batch_id: str, *, timeout: float,
               op: str = "") -> Iterator[BatchTx]:
-        lock_name = self.lock_label((project, episode, batch_id))
-        stage = "pool"
+        key = (project, episode, batch_id)
+        lock_name = self.lock_label(key)
+        stage = "lock"
         try:
-            with _holding(self, (project, episode, batch_id)), \
-                    self._pooled(max(timeout, 0.001)) as conn:
-                stage = "lock"
+            with _holding(self, key):
+                self.heads.pop(key, None)
+                conn, tx = self._lock_on_live(key, timeout, lock_name, op)
                 try:
-                    self.heads.pop((project, episode, batch_id), None)
-                    tx = self._lock(conn, project, episode, batch_id, timeout, lock_name, op)
-                    held = self._held()
-                    held[tx._key] = tx
                     try:
-                        stage = "block"
-                        yield tx
-                        stage = "commit"
+                        held = self._held()
+                        held[tx._key] = tx
                         try:
-                            tx.commit()
-                        except psycopg.Error as e:
-                            committed = None if not tx.wrote_record else self._outcome(
-                                tx.pid, tx._key, tx.seq, tx.crc, timeout)
-                            if committed is None:
-                                raise  # cannot tell: "outcome unknown" (stage commit)
-                            if not committed:
-                                raise PostgresBatchError(lock_name, "commit, rolled back",
-                                                         op, e) from e
-                            # Committed: only the reply was lost. Carry on as a success.
-                    finally:
-                        held.pop(tx._key, None)
-                except BaseException:
-                    _rollback(conn)
-                    raise
-                for done in tx.after_commit:  # committed: what the block decided to keep
-                    done()
-                self.keep_head(tx._key, Head(tx._manifest_text, tx.seq, tx.crc, tx._manifest))
-        except PoolTimeout:
-            if stage != "pool":
-                raise
-            raise LockTimeoutError(f"{lock_name} (no free pooled connection)", timeout) \
-                from None
+                            stage = "block"
+                            yield tx
+                            stage = "commit"
+                            try:
+                                tx.commit()
+                            except psycopg.Error as e:
+                                committed = None if not tx.wrote_record else self._outcome(
+                                    tx.pid, tx._key, tx.seq, tx.crc, timeout)
+                                if committed is None:
+                                    raise  # cannot tell: "outcome unknown" (stage commit)
+                                if not committed:
+                                    raise PostgresBatchError(lock_name, "commit, rolled back",
+                                                             op, e) from e
+                                # Committed: only the reply was lost. Carry on as a success.
+                        finally:
+                            held.pop(tx._key, None)
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+                    for done in tx.after_commit:  # committed: what the block decided to keep
+                        done()
+                    self.keep_head(tx._key, Head(tx._manifest_text, tx.seq, tx.crc,
+                                                 tx._manifest))
+                finally:
+                    self.checkin(conn)
         except psycopg.errors.LockNotAvailable:
             if stage != "lock":
                 raise
@@ -560,9 +558,36 @@ class PostgresBackend(Backend):
             # talking to a database) and goes out untouched.
             if stage == "block":
                 raise
-            if stage == "lock" and isinstance(e, psycopg.OperationalError):
-                self.connection_lost()  # (this save did not commit; the next gets a live one)
             raise PostgresBatchError(lock_name, stage, op, e) from e
+
+    def _lock_on_live(self, key: Key, timeout: float, lock_name: str, op: str
+                      ) -> tuple[Conn, PgBatchTx]:
+        """A connection with ``key``'s row lock taken (:meth:`_lock`). One that turns out
+        dead before the lock is taken — the server restarted, or ended the session —
+        has run nothing that lasts (no ``COMMIT`` was sent): it is given back, the pool
+        tests its others, and the lock is asked once more on another, within the same
+        timeout. No free connection within the timeout: ``LockTimeoutError``."""
+        deadline = time.monotonic() + timeout
+        wait = timeout  # (the first try uses the timeout as it is: the session keeps it)
+        for attempt in (1, 2):
+            try:
+                conn = self.checkout(max(wait, 0.001))
+            except PoolTimeout:
+                raise LockTimeoutError(f"{lock_name} (no free pooled connection)",
+                                       timeout) from None
+            try:
+                return conn, self._lock(conn, *key, wait, lock_name, op)
+            except BaseException as e:
+                dead = conn.closed
+                _rollback(conn)
+                self.checkin(conn)
+                if attempt == 2 or not dead or not isinstance(e, psycopg.OperationalError):
+                    raise
+                self.connection_lost()
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    raise
+        raise AssertionError("unreachable")
 
     def _outcome(self, pid: int, key: Key, seq: int, crc: str, timeout: float) -> bool | None:
         """After the COMMIT's round trip failed: did the transaction of server session
