@@ -455,6 +455,34 @@ def test_sessions_ended_by_the_server_cost_a_save_nothing(pg_url: str) -> None: 
         store.close()
 
 
+def test_a_write_that_finds_no_free_connection_times_out_as_a_lock_wait(
+        pg_url: str) -> None:  # noqa: F811
+    """Every connection of the pool is out: a write waits no longer than its lock
+    timeout, warm (one trip) or under the lock, and says it waited for a connection."""
+    store = clapboard.open_store(pg_url, lock_timeout=0.3, pool_size=1)
+    backend = store.backend
+    assert isinstance(backend, PostgresBackend)
+    try:
+        store.init_scenes_from_plan(P, EP, PLAN)
+        store.save_active_scene_status(P, EP, "SEQ_A", expected_version=None, mutate=bump)
+        held = backend.checkout(5)  # the only one
+        try:
+            for warm in (True, False):
+                if not warm:
+                    backend.heads.clear()
+                start = time.monotonic()
+                with pytest.raises(LockTimeoutError, match="no free pooled connection"):
+                    store.save_active_scene_status(P, EP, "SEQ_A", expected_version=None,
+                                                   mutate=bump)
+                assert 0.25 < time.monotonic() - start < 3
+        finally:
+            backend.checkin(held)
+        store.save_active_scene_status(P, EP, "SEQ_A", expected_version=None, mutate=bump)
+        assert counter(store) == 2
+    finally:
+        store.close()
+
+
 def test_fsck_checks_rows(pg: clapboard.Store, pg_url: str) -> None:  # noqa: F811
     pg.write_scene_candidate(P, EP, "SEQ_A", Scene(scene_id="SEQ_A"), note="empty")
     assert pg.fsck().problems == []

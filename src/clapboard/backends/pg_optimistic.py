@@ -30,7 +30,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import psycopg
-from psycopg_pool import PoolTimeout
 
 from clapboard.backends.base import BatchTx, BodyState, Doc, OptimisticMiss
 from clapboard.backends.pg_schema import notify_payload, utf8_key
@@ -211,11 +210,7 @@ def _commit(backend: PostgresBackend, tx: PgOptimisticTx, change: _Change, timeo
             backend.channel.encode(), notify_payload(key, seq).encode(), head.crc.encode(),
             None if manifest is None else manifest.encode(), change.name.encode(),
             change.entry.token.encode()]
-    try:
-        conn = backend.checkout(max(timeout, 0.001))
-    except PoolTimeout:
-        raise LockTimeoutError(f"{backend.lock_label(key)} (no free pooled connection)",
-                               timeout) from None
+    conn = backend.write_connection(key, timeout, timeout)
     try:
         pid = conn.pgconn.backend_pid
         # The state after the change, and while the server commits it, the next save's

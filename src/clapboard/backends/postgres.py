@@ -291,6 +291,15 @@ class PostgresBackend(Backend):
         else:
             self._pool.putconn(conn)
 
+    def write_connection(self, key: Key, wait: float, timeout: float) -> Conn:
+        """:meth:`checkout` for a write of batch ``key``: no free connection within
+        ``wait`` seconds is that write's ``LockTimeoutError`` (of ``timeout``)."""
+        try:
+            return self.checkout(max(wait, 0.001))
+        except PoolTimeout:
+            raise LockTimeoutError(f"{self.lock_label(key)} (no free pooled connection)",
+                                   timeout) from None
+
     def connection_lost(self) -> None:
         """A connection turned out dead (a restarted server, sessions ended by an
         admin): the pool's idle ones may be too. Test them now — the pool replaces the
@@ -570,11 +579,7 @@ class PostgresBackend(Backend):
         deadline = time.monotonic() + timeout
         wait = timeout  # (the first try uses the timeout as it is: the session keeps it)
         for attempt in (1, 2):
-            try:
-                conn = self.checkout(max(wait, 0.001))
-            except PoolTimeout:
-                raise LockTimeoutError(f"{lock_name} (no free pooled connection)",
-                                       timeout) from None
+            conn = self.write_connection(key, wait, timeout)
             try:
                 return conn, self._lock(conn, *key, wait, lock_name, op)
             except BaseException as e:
