@@ -197,7 +197,7 @@ class Store:
             )
         self._check_state(state, project, ep, batch_id, version, manifest)
         if state.spares:
-            built: Scene | None = state.spare()
+            built = state.spare()
             if built is not None:
                 return built
         if len(state.doc.get("beats") or ()) < _PAUSE_GC_FROM:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clapboard.codec import json_copy
+from clapboard.models import Scene, lazy_scene
 
 Doc = dict[str, Any]
 
@@ -75,9 +76,9 @@ class BodyState:
 
     doc: Doc
     valid: bool = False
-    spares: list[Any] | None = None
+    spares: list[Scene] | None = None
 
-    def spare(self) -> Any:
+    def spare(self) -> Scene | None:
         """A scene built ahead over ``doc`` (a ``Scene`` nobody else holds), or None.
         Threads may race for it: ``list.pop`` hands each one to one of them."""
         spares = self.spares
@@ -92,8 +93,6 @@ class BodyState:
         """Build one scene over ``doc`` for the next reader (while waiting for a server
         that is committing this state, say): a failure here only means the reader
         builds its own."""
-        from clapboard.models import lazy_scene
-
         try:
             scene = lazy_scene(self.doc)
             for beat in scene.beats:
