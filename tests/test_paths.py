@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from clapboard import InvalidNameError, UnsafePathError
 from clapboard.paths import (
@@ -97,3 +99,36 @@ def test_actor_follows_every_change_of_the_environment(monkeypatch: pytest.Monke
     assert "@" in resolve_actor()
     monkeypatch.setattr(os, "environ", {"CLAPBOARD_ACTOR": "from-a-plain-dict"})
     assert resolve_actor() == "from-a-plain-dict"
+
+
+_EPISODES = st.sampled_from(["ep_001", "ep_0042", "ep_001", "ep_01", "ep_x01", "EP_001", ""])
+_IDS = st.one_of(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,10}", fullmatch=True),
+                 st.text(alphabet="AZaz09_-. \n\u00e9", min_size=0, max_size=12))
+_SUFFIXES = st.sampled_from([".json", ".versions.json", ".versions.lock", ".journal.jsonl",
+                             ".v002.json", ".v7.json", ".json.tmp", ".cbtmp-1a.json", "",
+                             ".json\n", "\n", ".JSON", ".versions.json.bak", ".jsonx"])
+
+
+@settings(max_examples=600, deadline=None)
+@example("ep_001_A.versions.json")
+@example("ep_001_A.json")
+@given(st.one_of(st.tuples(_EPISODES, st.sampled_from(["_", "", "__"]), _IDS, _SUFFIXES)
+                 .map("".join), st.text(max_size=30)))
+def test_listed_batch_is_what_parse_scene_file_lists(name: str) -> None:
+    """The listing's one-match reading of a name agrees with the full classification:
+    (episode, batch) exactly for a flat body or a manifest, None for anything else."""
+    from clapboard.paths import listed_batch, parse_scene_file
+
+    f = parse_scene_file(name)
+    want = (f.episode, f.batch_id) if f is not None and f.kind in ("flat", "manifest") \
+        else None
+    assert listed_batch(name) == want
+
+
+def test_a_name_with_a_trailing_newline_is_not_a_clapboard_name() -> None:
+    from clapboard.paths import listed_batch, parse_scene_file
+
+    for name in ("ep_001_A.json\n", "ep_001_A.versions.json\n", "ep_001_A.journal.jsonl\n"):
+        assert parse_scene_file(name) is None and listed_batch(name) is None
+    assert listed_batch("ep_001_A.json") == ("ep_001", "A")
+    assert listed_batch("ep_001_A.versions.json") == ("ep_001", "A")

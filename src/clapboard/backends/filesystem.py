@@ -41,6 +41,7 @@ from clapboard.manifest import artifact_for
 from clapboard.paths import (
     ProjectPaths,
     journal_name,
+    listed_batch,
     lock_name,
     manifest_name,
     parse_scene_file,
@@ -253,20 +254,13 @@ class FilesystemBackend(Backend):
             return []
 
     def list_episodes(self, project: str) -> list[str]:
-        eps = set()
-        for name in self._scene_files(project):
-            f = parse_scene_file(name)
-            if f is not None and f.kind in ("flat", "manifest"):
-                eps.add(f.episode)
+        eps = {got[0] for got in map(listed_batch, self._scene_files(project))
+               if got is not None}
         return sorted(eps, key=lambda e: (int(e[3:]), e))
 
     def list_batches(self, project: str, episode: str) -> list[str]:
-        out = set()
-        for name in self._scene_files(project):
-            f = parse_scene_file(name)
-            if f is not None and f.episode == episode and f.kind in ("flat", "manifest"):
-                out.add(f.batch_id)
-        return sorted(out)
+        return sorted({got[1] for got in map(listed_batch, self._scene_files(project))
+                       if got is not None and got[0] == episode})
 
     def read_journal(self, project: str, episode: str, batch_id: str) -> list[Doc]:
         return jr.scan(self.journal_path(project, episode, batch_id)).records
