@@ -133,7 +133,8 @@ def run_encoded(conn: Conn, stmt: Statement, args: list[bytes | None],
     encoding; its result. With ``lock_timeout`` (seconds), the session gets that lock
     timeout first, in the same trip, when it has another one (kept once the trip
     succeeds). ``meanwhile`` runs once the statement is sent, before its reply is read
-    (work that needs no answer fills the server's time), or after the trip."""
+    (work that needs no answer fills the server's time), or after the trip; it must not
+    raise (an exception from it ends the connection, as a broken trip does)."""
     session = _session(conn)
     if session.encoding != "utf-8":
         raise ValueError(f"pg_wire: UTF-8 parameters on a {session.encoding} connection")
