@@ -432,15 +432,17 @@ def test_the_session_lock_timeout_is_sent_once_per_connection(pg_url: str,  # no
         other.close()
 
 
+@pytest.mark.parametrize("optimistic", [True, False])
 def test_the_next_saves_scene_is_built_while_the_server_commits(
-        pg_url: str) -> None:  # noqa: F811
-    """An optimistic save builds the next save's scene while its statement is on the
-    server; the next save's closure gets that scene — a new one, sharing no object with
-    the scene the previous save returned (which its caller may still change), equal to
-    the stored one — and a load takes a spare just the same."""
+        pg_url: str, optimistic: bool) -> None:  # noqa: F811
+    """A save builds the next save's scene while its commit is on the server (the one
+    trip, or the locked protocol's COMMIT); the next save's closure gets that scene — a
+    new one, sharing no object with the scene the previous save returned (which its
+    caller may still change), equal to the stored one — and a load takes a spare just
+    the same."""
     from clapboard.backends import base
 
-    store = clapboard.open_store(pg_url, lock_timeout=5)
+    store = clapboard.open_store(pg_url, lock_timeout=5, optimistic=optimistic)
     taken: list[object] = []
     real = base.BodyState.spare
 
@@ -452,7 +454,7 @@ def test_the_next_saves_scene_is_built_while_the_server_commits(
     try:
         store.init_scenes_from_plan(P, EP, PLAN)
         save(store)
-        returned = save(store)  # optimistic: the next scene is built meanwhile
+        returned = save(store)  # the next scene is built while it commits
         returned.beats[0].max_takes = 99  # the caller's scene: never seen again
         returned.scene_metadata["counter"] = -1
         seen: list[Scene] = []

@@ -85,17 +85,20 @@ def _args(params: Sequence[Param], encoding: str) -> list[bytes | None]:
     return [_encode(p, encoding) for p in params]
 
 
-def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Param]]]
-               ) -> list[pq.abc.PGresult]:
+def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Param]]],
+               meanwhile: Callable[[], object] | None = None) -> list[pq.abc.PGresult]:
     """Run ``steps`` — (prepared statement, parameters), or (plain SQL bytes, ()) — in
     one round trip (one pipeline sync); their results, in order. The first failed
     statement's error is raised once the trip is over (the statements after it did not
-    run). A lone statement this connection has prepared goes without the pipeline."""
+    run). A lone statement this connection has prepared goes without the pipeline.
+    ``meanwhile`` runs once the trip is sent, before its replies are read (see
+    :func:`run_encoded`)."""
     session = _session(conn)
     if len(steps) == 1:
         stmt, params = steps[0]
         if stmt.__class__ is Statement and stmt.name in session.prepared:
-            return [_one(conn, session, stmt.name, _args(params, session.encoding), None)]
+            return [_one(conn, session, stmt.name, _args(params, session.encoding),
+                         meanwhile)]
     pg = conn.pgconn
     prepared, encoding = session.prepared, session.encoding
     encoded = [(stmt, _args(params, encoding)) for stmt, params in steps]
@@ -113,6 +116,8 @@ def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Par
             sent.append(None)
         pg.pipeline_sync()
         _flush(pg)
+        if meanwhile is not None:
+            meanwhile()
         results, error = _collect(pg, sent, prepared)
         pg.exit_pipeline_mode()
     except BaseException:
@@ -133,8 +138,8 @@ def run_encoded(conn: Conn, stmt: Statement, args: list[bytes | None],
     encoding; its result. With ``lock_timeout`` (seconds), the session gets that lock
     timeout first, in the same trip, when it has another one (kept once the trip
     succeeds). ``meanwhile`` runs once the statement is sent, before its reply is read
-    (work that needs no answer fills the server's time), or after the trip; it must not
-    raise (an exception from it ends the connection, as a broken trip does)."""
+    (work that needs no answer fills the server's time); it must not raise (an
+    exception from it ends the connection, as a broken trip does)."""
     session = _session(conn)
     if session.encoding != "utf-8":
         raise ValueError(f"pg_wire: UTF-8 parameters on a {session.encoding} connection")
@@ -142,12 +147,9 @@ def run_encoded(conn: Conn, stmt: Statement, args: list[bytes | None],
     if want is None or session.lock_timeout == want:
         if stmt.name in session.prepared:
             return _one(conn, session, stmt.name, args, meanwhile)
-        res = round_trip(conn, [(stmt, args)])[-1]
-    else:
-        res = round_trip(conn, [(_SET_LOCK_TIMEOUT, (want,)), (stmt, args)])[-1]
-        session.lock_timeout = want
-    if meanwhile is not None:
-        meanwhile()
+        return round_trip(conn, [(stmt, args)], meanwhile)[-1]
+    res = round_trip(conn, [(_SET_LOCK_TIMEOUT, (want,)), (stmt, args)], meanwhile)[-1]
+    session.lock_timeout = want
     return res
 
 

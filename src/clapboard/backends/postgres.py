@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -180,6 +181,11 @@ _RECORD = Statement(b"clapboard_record", (
     b"upd AS (UPDATE clapboard_batches SET journal_seq = $4, journal_crc = $5 "
     b"WHERE project = $1 AND episode = $2 AND batch_id = $3) "
     b"SELECT pg_notify($7, $8)"))
+
+
+def _build_spares(states: list[BodyState]) -> None:
+    for state in states:
+        state.build_spare()
 
 
 def _rollback(conn: Conn) -> None:
@@ -699,6 +705,7 @@ class PgBatchTx(BatchTx):
         self.pid = conn.info.backend_pid  # the server session, to settle a lost COMMIT
         self._entries: dict[str, PgEntry] = {}  # bodies read in this transaction
         self.after_commit: list[Callable[[], None]] = []
+        self._spares: list[BodyState] = []  # states to build a next scene over (commit)
         # Body tokens by artifact, read with the lock (None: unknown, ask the row)
         self.tokens: dict[str, str] | None = None
         # Journal inserts wait to travel with the next statement or with the COMMIT
@@ -755,8 +762,12 @@ class PgBatchTx(BatchTx):
         did not commit; when the trip itself breaks, the outcome is unknown to the
         client (stage "commit", settled by the caller)."""
         deferred, self._deferred = self._deferred, []
+        spares, self._spares = self._spares, []
         try:
-            round_trip(self.conn, [*deferred, (b"COMMIT", ())])
+            # While the server commits: the scenes the next saves will take, over the
+            # states this transaction keeps once it is done (see BodyState.spare).
+            round_trip(self.conn, [*deferred, (b"COMMIT", ())],
+                       partial(_build_spares, spares) if spares else None)
         except psycopg.Error as e:
             if not self.conn.closed:  # the trip ended with the server's own answer
                 raise PostgresBatchError(self.lock_name, "commit, rolled back", self.op,
@@ -801,6 +812,7 @@ class PgBatchTx(BatchTx):
         rec = self._insert_record(delta_line(record, self._seq + 1, self._crc)[0])
         kept = replace(entry, seq=rec["seq"], crc=rec["crc"], pending=entry.pending + 1,
                        state=BodyState(state_after(state.doc, rec, after), valid=True))
+        self._spares.append(kept.state)
         label = self.backend.label(self.project, name)
         self.after_commit.append(lambda: self.backend.kept.put(label, kept))
         return rec
