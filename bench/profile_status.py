@@ -115,10 +115,10 @@ def profile_pg(url: str, beats: int, takes: int, reps: int) -> None:
     real_trip = pg_backend.round_trip
     real_encoded = pg_optimistic.run_encoded
 
-    def timed_trip(conn: Any, steps: Any) -> Any:
+    def timed_trip(conn: Any, *trip: Any) -> Any:
         t0 = time.perf_counter()
         try:
-            return real_trip(conn, steps)
+            return real_trip(conn, *trip)
         finally:
             trips.append(time.perf_counter() - t0)
 
