@@ -129,17 +129,23 @@ def _journal_keys(url: str) -> list[tuple[object, ...]]:
                          "AND conrelid = 'clapboard_journal'::regclass")
 
 
+def _two_batches_at_layout(url: str, version: int, downgrade: Any) -> None:
+    """A store holding batches A and B, taken back to layout ``version`` as an older
+    clapboard left it (``downgrade``)."""
+    store = clapboard.open_store(url)
+    store.init_scenes_from_plan(P, EP, {"sequences": {"A": {"shots": [{"id": "a"}]},
+                                                      "B": {"shots": [{"id": "b"}]}}})
+    store.close()
+    downgrade(url)
+    sql_rows(url, f"UPDATE clapboard_schema SET version = {version:d}")
+
+
 def test_layout_3_journal_loses_its_foreign_key_and_keeps_its_cascade(
         pg_url: str) -> None:  # noqa: F811
     """Layout 4: no foreign key checked on every journal insert; a batch row deleted by
     hand still takes its journal with it, and fsck reports journal rows left without a
     batch (inserted by hand)."""
-    store = clapboard.open_store(pg_url)
-    store.init_scenes_from_plan(P, EP, {"sequences": {"A": {"shots": [{"id": "a"}]},
-                                                      "B": {"shots": [{"id": "b"}]}}})
-    store.close()
-    downgrade_layout_4(pg_url)
-    sql_rows(pg_url, "UPDATE clapboard_schema SET version = 3")
+    _two_batches_at_layout(pg_url, 3, downgrade_layout_4)
     assert len(_journal_keys(pg_url)) == 1
     store = clapboard.open_store(pg_url)
     try:
@@ -168,12 +174,7 @@ def test_layout_3_journal_loses_its_foreign_key_and_keeps_its_cascade(
 def test_layout_4_journal_loses_its_gid_index(pg_url: str) -> None:  # noqa: F811
     """Layout 5: no index on the journal's gid (no query used it; each status save paid
     for it); ``watch`` still yields records across batches in commit order."""
-    store = clapboard.open_store(pg_url)
-    store.init_scenes_from_plan(P, EP, {"sequences": {"A": {"shots": [{"id": "a"}]},
-                                                      "B": {"shots": [{"id": "b"}]}}})
-    store.close()
-    downgrade_layout_5(pg_url)
-    sql_rows(pg_url, "UPDATE clapboard_schema SET version = 4")
+    _two_batches_at_layout(pg_url, 4, downgrade_layout_5)
     indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'clapboard_journal' " \
               "AND schemaname = current_schema() ORDER BY 1"
     assert sql_rows(pg_url, indexes) == [("clapboard_journal_gid",), ("clapboard_journal_pkey",)]
