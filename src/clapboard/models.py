@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from clapboard.changes import TakeEdits
-from clapboard.codec import json_copy
+from clapboard.codec import gc_paused, json_copy
 from clapboard.errors import ValidationError
 
 TakeStatus: TypeAlias = Literal["pending", "running", "succeeded", "failed", "stale", "cancelled"]
@@ -762,15 +762,29 @@ def lazy_scene(doc: JsonDict) -> Scene:
     md = values.get("scene_metadata")
     values["scene_metadata"] = json_copy(md) if md else {}  # the only container
     values["extra"] = json_copy(extra) if extra else extra
+    raws = doc.get("beats", ())
+    if len(raws) < _PAUSE_GC_FROM:
+        values["beats"] = _lazy_beats(raws)
+    else:
+        with gc_paused():
+            values["beats"] = _lazy_beats(raws)
+    scene: Scene = _new(Scene, values)
+    return scene
+
+
+# A lazy scene makes one object per beat: the collector is paused while a scene with
+# this many beats is made (fewer allocate too little to trigger a collection).
+_PAUSE_GC_FROM = 200
+
+
+def _lazy_beats(raws: Any) -> list[Beat]:
     beats: list[Beat] = []
     new = object.__new__
-    for raw in doc.get("beats", ()):  # _lazy(Beat, raw), inlined: one per beat per save
+    for raw in raws:  # _lazy(Beat, raw), inlined: one per beat per save
         beat: Any = new(Beat)
         beat._raw = raw
         beats.append(beat)
-    values["beats"] = beats
-    scene: Scene = _new(Scene, values)
-    return scene
+    return beats
 
 
 def untouched_raw(obj: Beat | Take) -> JsonDict | None:

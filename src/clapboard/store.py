@@ -68,10 +68,6 @@ Mutate = Callable[[Scene], object]
 PostWrite = Callable[[Scene], object]
 
 
-# A lazy scene makes one object per beat: the collector is paused while a scene with
-# this many beats is made (fewer allocate too little to trigger a collection).
-_PAUSE_GC_FROM = 200
-
 _SECOND: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
 
 
@@ -196,14 +192,8 @@ class Store:
                 hint="check the names with `clapboard ls`",
             )
         self._check_state(state, project, ep, batch_id, version, manifest)
-        if state.spares:
-            built = state.spare()
-            if built is not None:
-                return built
-        if len(state.doc.get("beats") or ()) < _PAUSE_GC_FROM:
-            return lazy_scene(state.doc)
-        with codec.gc_paused():
-            return lazy_scene(state.doc)
+        built = state.spare() if state.spares else None  # (one built ahead: see spare)
+        return built if built is not None else lazy_scene(state.doc)
 
     def _check_state(self, state: BodyState, project: str, ep: str, batch_id: str,
                      version: int, manifest: Doc | None) -> None:

@@ -392,11 +392,8 @@ class FsBatchTx(BatchTx):
     def read_state(self, version: int, manifest: Doc | None,
                    artifact: str | None = None) -> BodyState | None:
         if artifact is None:
-            path, key = self.backend.body_file(self.project, self.episode, self.batch_id,
-                                               version, manifest)
-        else:
-            path, key = self.backend.file_entry(self.project, artifact,
-                                                (self.batch_id, version))
+            artifact = artifact_for(manifest, self.episode, self.batch_id, version)
+        path, key = self.backend.file_entry(self.project, artifact, (self.batch_id, version))
         got = self.backend.load_entry(path, self._journal.path, version, self.journal_fd(),
                                       key)
         if got is None:
