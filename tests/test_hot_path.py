@@ -386,7 +386,8 @@ _FIELD_EDITS = ["status", "take_error", "attempt", "started", "provider", "provi
                 "bad_status", "bad_time", "negative_attempt", "int_error"]
 _OTHER_EDITS = ["bool_attempt", "take_id", "scene_locked", "scene_meta", "str_subclass",
                 "receipt", "read_only", "primary", "metadata", "add_take", "scene_extra",
-                "scene_locked_int", "swap_beats", "eager_beat", "not_a_beat"]
+                "scene_locked_int", "swap_beats", "eager_beat", "not_a_beat",
+                "dict_primary", "dict_clear", "new_list"]
 
 
 class _Str(str):
@@ -412,6 +413,16 @@ def _field_edit(s: Scene, edit: str, i: int) -> None:
         s.beats[i % len(s.beats)] = i if i % 2 else _OneField()  # type: ignore[call-overload]
         return
     beat = s.beats[i % len(s.beats)]
+    if edit in ("dict_primary", "dict_clear"):  # a beat's dict written, not its fields
+        if type(beat) is Beat:
+            if edit == "dict_primary":
+                vars(beat)["primary_take_id"] = None
+            else:
+                vars(beat).clear()  # (its stored dict gone with the rest)
+        return
+    if edit == "new_list":  # the same beats, in a list of the closure's own
+        s.beats = list(s.beats)
+        return
     take = beat.takes[i % len(beat.takes)]
     if edit == "status":
         take.status = ("succeeded", "failed", "running")[i % 3]
@@ -469,10 +480,17 @@ def test_take_field_edits_agree_with_the_general_path(edits: list[tuple[str, int
     what the general path gives: the same validation error, or the same change list
     (order included) and, as the state after, exactly what replaying that list makes of
     the stored dict; it is taken whenever only plain take fields were assigned and never
-    otherwise; the stored dict is never changed."""
+    otherwise; the stored dict is never changed. Told how the beats were made
+    (``MadeBeats``, as a spare scene is), it gives exactly what it gives without."""
     from clapboard.changes import apply_changes, beat_changes, take_field_changes
     from clapboard.fingerprint import structure_changed
-    from clapboard.models import lazy_scene, stored_view, take_field_edits, validate_changed
+    from clapboard.models import (
+        MadeBeats,
+        lazy_scene,
+        stored_view,
+        take_field_edits,
+        validate_changed,
+    )
 
     doc = _scene().to_dict()
     doc["beats"][0]["takes"][0]["x-stored"] = "kept"
@@ -482,10 +500,14 @@ def test_take_field_edits_agree_with_the_general_path(edits: list[tuple[str, int
         del t["provider"]
     before = orjson.dumps(doc)
 
+    made: list[MadeBeats] = []
+
     def outcome(run: Any) -> Any:
         s = lazy_scene(doc)
-        # (a beat replaced by a non-model last: later edits could not reach into it)
-        for edit, i in sorted(edits, key=lambda e: e[0] == "not_a_beat"):
+        made[:] = [MadeBeats.of(s)]
+        # (a beat replaced by a non-model, or emptied, last: later edits could not reach
+        # into it)
+        for edit, i in sorted(edits, key=lambda e: e[0] in ("not_a_beat", "dict_clear")):
             _field_edit(s, edit, i)
         try:
             return ("ok", run(s))
@@ -493,14 +515,16 @@ def test_take_field_edits_agree_with_the_general_path(edits: list[tuple[str, int
             return ("error", err.field, err.problem)
 
     def general(s: Scene) -> Any:
+        if any(not hasattr(b, "beat_id") for b in s.beats if type(b) is Beat):
+            return "no beat"  # (a beat emptied: its id is gone)
         touched = validate_changed(s, doc["beats"])
         if touched is None or structure_changed(s, doc, touched):
             return "structure changed"
         new = s.dict_with_beats([stored_view(s.beats[i]) for i in touched])
         return beat_changes(doc, new, touched)
 
-    def short(s: Scene) -> Any:
-        got = take_field_edits(s, doc)
+    def short(s: Scene, told: bool = False) -> Any:
+        got = take_field_edits(s, doc, made[0] if told else None)
         if got is None:
             return None
         changes, after = take_field_changes(doc, got)
@@ -509,6 +533,7 @@ def test_take_field_edits_agree_with_the_general_path(edits: list[tuple[str, int
         return changes
 
     fast, slow = outcome(short), outcome(general)
+    assert outcome(lambda s: short(s, told=True)) == fast
     if all(e in _FIELD_EDITS for e, _ in edits):
         assert fast != ("ok", None)  # taken
     if fast != ("ok", None):  # taken (also when other edits undid themselves)
@@ -593,7 +618,8 @@ def test_a_spare_scene_is_the_lazy_scene_and_is_handed_out_once() -> None:
     assert state.spare() is None
     state.build_spare()
     assert state.spares is not None and len(state.spares) == 1
-    built = state.spares[0]
+    built, made = state.spares[0]
+    assert made.beats == built.beats and made.maybe_touched(built.beats) == []
     assert built.to_dict() == lazy_scene(doc).to_dict() == doc
     assert [untouched_raw(b) for b in built.beats] == doc["beats"]  # lazy, untouched
     assert built.scene_metadata is not doc["scene_metadata"]  # its own copy
@@ -609,7 +635,7 @@ def test_a_spare_scene_is_the_lazy_scene_and_is_handed_out_once() -> None:
         t.start()
     for t in threads:
         t.join()
-    assert [g for g in got if g is not None] == [built] and state.spare() is None
+    assert [g for g in got if g is not None] == [(built, made)] and state.spare() is None
     broken = BodyState({"scene_id": "S", "beats": 7}, valid=True)  # not a list of beats
     broken.build_spare()
     assert broken.spares is None and broken.spare() is None

@@ -466,9 +466,9 @@ def test_the_next_saves_scene_is_built_while_the_server_commits(
         base.BodyState.spare = spy  # type: ignore[method-assign]
         try:
             save(store, look)
-            assert len(taken) == 1 and taken[0] is seen[0]  # the scene built ahead
+            assert len(taken) == 1 and taken[0][0] is seen[0]  # the scene built ahead
             after_look = store.load_active(P, EP, "SEQ_A")  # a load takes a spare too
-            assert len(taken) == 2 and taken[1] is after_look
+            assert len(taken) == 2 and taken[1][0] is after_look
         finally:
             base.BodyState.spare = real  # type: ignore[method-assign]
         scene = seen[0]

@@ -848,11 +848,44 @@ def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
     return touched
 
 
+@dataclass(slots=True, frozen=True)
+class MadeBeats:
+    """The beats of a lazy scene as they were made, and each one's attribute dict
+    (made then too): which of them a closure touched is read off the dicts' sizes, in
+    C, without looking at a beat (for 200 beats, 8 instead of 16 µs, half that again
+    with cold caches). A backend makes this with the scene, ahead of need (see
+    ``BodyState.build_spare``).
+
+    What it sees: every change made through the models — an attribute read (which
+    builds it), assigned or deleted, and any key added to or removed from a beat's
+    dict. What it does not: a beat's private state replaced behind the model's back
+    (its ``__dict__`` object or class reassigned, its ``_raw`` rebound in place)."""
+
+    beats: list[Beat]
+    dicts: list[JsonDict]
+
+    @classmethod
+    def of(cls, scene: Scene) -> MadeBeats:
+        beats = scene.beats
+        return cls(list(beats), [beat.__dict__ for beat in beats])
+
+    def maybe_touched(self, beats: object) -> list[int] | None:
+        """Positions of ``beats`` whose dict no longer holds just the stored one —
+        the only beats that may differ from those made; None when ``beats`` is not the
+        list of those very beats (each position is to be looked at)."""
+        made = self.beats
+        if (type(beats) is not list or len(beats) != len(made)
+                or not all(map(operator.is_, beats, made))):
+            return None
+        return [i for i, d in enumerate(self.dicts) if len(d) != 1]
+
+
 # The status writer's common case: a closure that only sets a take's status, times,
 # attempt, provider or error. What it did is read off the lazy models directly (which
 # takes hold assignments, and which fields) instead of validating and diffing beats.
 
-def take_field_edits(scene: Scene, doc: JsonDict) -> TakeEdits | None:
+def take_field_edits(scene: Scene, doc: JsonDict,
+                     made: MadeBeats | None = None) -> TakeEdits | None:
     """What a closure did to ``lazy_scene(doc)``, when all it did was assign editable
     scalar fields (above) on lazy takes: those assignments, per beat and take position,
     in order, checked as ``validate`` checks them (the same first error, raised the same
@@ -861,7 +894,9 @@ def take_field_edits(scene: Scene, doc: JsonDict) -> TakeEdits | None:
     takes the general path (``validate_changed``, the structure guard, the diff).
 
     When this returns, the scene is valid and its structure is the stored one: beat
-    ids, beat metadata and take ids are the stored values, untouched.
+    ids, beat metadata and take ids are the stored values, untouched. ``made``: how
+    the scene's beats were made, when it is known (only the beats it names as
+    possibly touched are looked at).
     """
     sd = scene.__dict__
     extra = sd.get("extra")
@@ -879,8 +914,10 @@ def take_field_edits(scene: Scene, doc: JsonDict) -> TakeEdits | None:
     if type(beats) is not list or type(raws) is not list or len(beats) != len(raws):
         return None
     edits: TakeEdits = []
+    touched = None if made is None else made.maybe_touched(beats)
     try:
-        for i, beat in enumerate(beats):  # (per beat per save: the common case first)
+        for i, beat in (enumerate(beats) if touched is None
+                        else ((i, beats[i]) for i in touched)):  # (the common case first)
             d = beat.__dict__
             if len(d) == 1 and d["_raw"] is raws[i] and beat.__class__ is Beat:
                 continue  # untouched: a lazy beat over its own stored dict
@@ -1040,6 +1077,7 @@ __all__ = [
     "Beat",
     "Board",
     "BoardStatus",
+    "MadeBeats",
     "Scene",
     "Take",
     "TakeStatus",

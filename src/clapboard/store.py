@@ -44,6 +44,7 @@ from clapboard.fingerprint import (
 )
 from clapboard.manifest import active_of, artifact_for
 from clapboard.models import (
+    MadeBeats,
     Scene,
     changed_beats,
     check_stored_scene,
@@ -184,6 +185,11 @@ class Store:
                   version: int, manifest: Doc | None) -> Scene:
         """A scene over a stored body (validated once per stored state; beats built
         lazily), naming where the body lives in any error."""
+        return self._lazy_of(state, project, ep, batch_id, version, manifest)[0]
+
+    def _lazy_of(self, state: BodyState | None, project: str, ep: str, batch_id: str,
+                 version: int, manifest: Doc | None) -> tuple[Scene, MadeBeats | None]:
+        """:meth:`_scene_of`, and how its beats were made when it was built ahead."""
         if state is None:
             what = (f"no scene for batch {batch_id} ({ep} of project {project})"
                     if manifest is None else f"no scene body for batch {batch_id} v{version}")
@@ -193,7 +199,7 @@ class Store:
             )
         self._check_state(state, project, ep, batch_id, version, manifest)
         built = state.spare() if state.spares else None  # (one built ahead: see spare)
-        return built if built is not None else lazy_scene(state.doc)
+        return built if built is not None else (lazy_scene(state.doc), None)
 
     def _check_state(self, state: BodyState, project: str, ep: str, batch_id: str,
                      version: int, manifest: Doc | None) -> None:
@@ -355,10 +361,10 @@ class Store:
         # The stored body is validated (once per stored state) before the closure
         # sees it, so a corrupt body is reported as such, naming its file. The scene
         # is lazy: only the beats the closure uses are built, each from its own copy.
-        scene = self._scene_of(state, project, tx.episode, batch_id, version, manifest)
+        scene, made = self._lazy_of(state, project, tx.episode, batch_id, version, manifest)
         mutate(scene)
         after: Doc | None = None
-        edits = take_field_edits(scene, state.doc)  # validated, structure as stored
+        edits = take_field_edits(scene, state.doc, made)  # validated, structure as stored
         if edits is not None:  # only take fields assigned: the changes are read off
             changes, after = take_field_changes(state.doc, edits)
         else:

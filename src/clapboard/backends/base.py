@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clapboard.codec import json_copy
-from clapboard.models import Scene, lazy_scene
+from clapboard.models import MadeBeats, Scene, lazy_scene
 
 Doc = dict[str, Any]
 
@@ -70,17 +70,18 @@ class BodyState:
 
     ``valid`` says the whole document has passed model validation (set by the Store,
     kept with the cached state). ``spares``: scenes over ``doc`` a backend built ahead
-    of need (``lazy_scene``, each beat's attribute dict made), never handed out — a
+    of need (``lazy_scene``, with how their beats were made), never handed out — a
     reader takes one with :meth:`spare` instead of building it.
     """
 
     doc: Doc
     valid: bool = False
-    spares: list[Scene] | None = None
+    spares: list[tuple[Scene, MadeBeats]] | None = None
 
-    def spare(self) -> Scene | None:
-        """A scene built ahead over ``doc`` (a ``Scene`` nobody else holds), or None.
-        Threads may race for it: ``list.pop`` hands each one to one of them."""
+    def spare(self) -> tuple[Scene, MadeBeats] | None:
+        """A scene built ahead over ``doc`` (a ``Scene`` nobody else holds) and how its
+        beats were made, or None. Threads may race for it: ``list.pop`` hands each one
+        to one of them."""
         spares = self.spares
         if spares:
             try:
@@ -95,11 +96,10 @@ class BodyState:
         builds its own."""
         try:
             scene = lazy_scene(self.doc)
-            for beat in scene.beats:
-                beat.__dict__  # noqa: B018  (made now: the status writer looks at each)
+            made = MadeBeats.of(scene)
         except Exception:
             return
-        self.spares = [scene]
+        self.spares = [(scene, made)]
 
 
 class OptimisticMiss(Exception):
