@@ -75,6 +75,36 @@ def test_bench_pg_rows_on_a_real_server(pg_url: str, tmp_path: Path) -> None:  #
     print_pg(rows)
 
 
+def test_bench_pg_on_separate_cpus_moves_the_server_and_back(  # noqa: F811
+        pg_url: str, tmp_path: Path) -> None:
+    """With ``split_cpus`` the rows run with the server's processes on some CPUs and
+    the bench on another (said in the first row), and every process's CPU set is as
+    it was afterwards; where that cannot be done (one CPU, a remote server, no right
+    to move its processes) one row says why. Under CI (root, a server started by the
+    test run on this machine, two CPUs) it must be done."""
+    import psycopg
+
+    from bench.run import bench_pg
+
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        backend = int(c.execute("SELECT pg_backend_pid()").fetchone()[0])
+        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        server_before = os.sched_getaffinity(postmaster)
+        own_before = os.sched_getaffinity(0)
+        rows = bench_pg(pg_url, tmp_path, 1, split_cpus=True)
+        assert os.sched_getaffinity(postmaster) == server_before
+        assert os.sched_getaffinity(backend) == server_before  # (a process it moved)
+    assert os.sched_getaffinity(0) == own_before
+    if "skipped" in rows[0]:
+        assert "separate CPUs: " in rows[0]["skipped"]
+        assert not (os.environ.get("CI") and os.geteuid() == 0 and len(own_before) > 1), rows
+        return
+    cpus = rows[0]["cpus"]
+    assert f"postmaster {postmaster}" in cpus and "bench on CPU" in cpus
+    assert [r.get("size") for r in rows[1:]] == ["10x3", "50x5", "200x10"], rows
+    assert all(r["ratio"] > 0 for r in rows[1:])
+
+
 def test_profile_status_runs_on_both_backends(pg_url: str,  # noqa: F811
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """`python -m bench.profile_status` prints its phases for a folder store and, with
