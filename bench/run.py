@@ -754,7 +754,7 @@ def _split_cpus(psycopg: Any, url: str) -> Iterator[str]:
     pids = [postmaster] + [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
                            and _parent(p) == postmaster]
     server_cpus, own_cpu = set(cpus[:-1]), {cpus[-1]}
-    before = {}
+    before: dict[int, set[int]] = {}
     try:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):  # (ended meanwhile)

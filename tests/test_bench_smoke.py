@@ -75,15 +75,14 @@ def test_bench_pg_rows_on_a_real_server(pg_url: str, tmp_path: Path) -> None:  #
     print_pg(rows)
 
 
-def test_bench_pg_on_separate_cpus_moves_the_server_and_back(  # noqa: F811
-        pg_url: str, tmp_path: Path) -> None:
+def test_bench_pg_on_separate_cpus_moves_the_server_and_back(
+        pg_url: str, tmp_path: Path) -> None:  # noqa: F811
     """With ``split_cpus`` the rows run with the server's processes on some CPUs and
     the bench on another (said in the first row), and every process's CPU set is as
     it was afterwards; where that cannot be done (one CPU, a remote server, no right
     to move its processes) one row says why. Under CI (root, a server started by the
     test run on this machine, two CPUs) it must be done."""
     import psycopg
-
     from bench.run import bench_pg
 
     with psycopg.connect(pg_url, autocommit=True) as c:

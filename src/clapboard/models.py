@@ -852,7 +852,7 @@ def validate_changed(scene: Scene, raws: list[JsonDict]) -> list[int] | None:
 class MadeBeats:
     """The beats of a lazy scene as they were made, and each one's attribute dict
     (made then too): which of them a closure touched is read off the dicts' sizes, in
-    C, without looking at a beat (for 200 beats, 8 instead of 16 µs, half that again
+    C, without looking at a beat (200 beats: 8 µs instead of 16, or 16 instead of 29
     with cold caches). A backend makes this with the scene, ahead of need (see
     ``BodyState.build_spare``).
 
