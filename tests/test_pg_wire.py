@@ -97,6 +97,36 @@ def test_parameters_already_encoded_are_sent_as_they_are(
         run_encoded(latin, INSERT, [b"4", b"x"])
 
 
+def test_work_meanwhile_runs_once_sent_after_offering_the_cpu(
+        conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work given as ``meanwhile`` runs once the trip is sent (its statement already
+    running on the server), after one yield of the CPU — the lone prepared statement
+    and the pipelined trip alike; a trip without such work does not yield. The yield
+    keeps the GIL (a ``PyDLL`` function: other threads of this process are not let in)."""
+    import ctypes
+
+    from clapboard.backends import pg_wire
+
+    events: list[str] = []
+    monkeypatch.setattr(pg_wire, "_yield", lambda: events.append("yield"))
+
+    def meanwhile() -> None:  # the row is not committed yet: another session sees none
+        with psycopg.connect(conn.info.dsn, autocommit=True) as other:
+            events.append(f"meanwhile {other.execute('SELECT count(*) FROM t').fetchone()}")
+
+    round_trip(conn, [(INSERT, (1, "a"))])  # prepared; no work meanwhile: no yield
+    assert events == []
+    run_encoded(conn, INSERT, [b"2", b"b"], meanwhile=meanwhile)  # alone, prepared
+    round_trip(conn, [(b"BEGIN", ()), (INSERT, (3, "c")), (b"SELECT pg_sleep(0.2)", ()),
+                      (b"COMMIT", ())], meanwhile)  # pipelined
+    assert events[0] == "yield" and events[2] == "yield"
+    assert events[1] in ("meanwhile (1,)", "meanwhile (2,)") and events[3] == "meanwhile (2,)"
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (3,)
+    real = pg_wire._cpu_yield()
+    assert real._flags_ & ctypes._FUNCFLAG_PYTHONAPI  # type: ignore[attr-defined]
+    assert real() == 0
+
+
 def test_statements_deallocated_behind_its_back_are_prepared_anew(
         conn: psycopg.Connection[Any]) -> None:
     round_trip(conn, [(INSERT, (1, "a"))])

@@ -20,6 +20,7 @@ closed connection.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import select
@@ -117,7 +118,7 @@ def round_trip(conn: Conn, steps: Sequence[tuple[Statement | bytes, Sequence[Par
         pg.pipeline_sync()
         _flush(pg)
         if meanwhile is not None:
-            meanwhile()
+            _after_yield(meanwhile)
         results, error = _collect(pg, sent, prepared)
         pg.exit_pipeline_mode()
     except BaseException:
@@ -162,7 +163,7 @@ def _one(conn: Conn, session: _Session, name: bytes, args: list[bytes | None],
         pg.send_query_prepared(name, args)
         _flush(pg)
         if meanwhile is not None:
-            meanwhile()
+            _after_yield(meanwhile)
         res = _next_result(pg)
         if res is None:
             raise psycopg.OperationalError("no result for a statement sent")
@@ -174,6 +175,38 @@ def _one(conn: Conn, session: _Session, name: bytes, args: list[bytes | None],
     if res.status not in _OK:
         _raise(session, res)
     return res
+
+
+def _after_yield(meanwhile: Callable[[], object]) -> None:
+    """``meanwhile``, once the CPU has been offered to whatever else waits for it.
+
+    The trip just sent woke the server's process, and a server on this machine is
+    often woken on the CPU of the process that woke it: working meanwhile, the client
+    would take turns with it on that CPU (measured on two vCPUs sharing both with the
+    server: a 1.4 MiB status save 0.51–0.53 ms without the yield, 0.47–0.48 with it;
+    at 30 KiB no difference). Yielding first lets the server's own work run before
+    ours, and ours fill its wait for the disk. With nothing else runnable here — a
+    server on another machine or another CPU — the yield returns at once (one system
+    call). The GIL is kept through it (``os.sched_yield`` would let another thread of
+    this process take it, for up to a switch interval): only other processes are
+    offered the CPU."""
+    _yield()
+    meanwhile()
+
+
+def _cpu_yield() -> Callable[[], object]:
+    """``sched_yield`` of the C library, called with the GIL held; a no-op where there
+    is none."""
+    try:
+        fn = ctypes.PyDLL(None).sched_yield  # PyDLL: the GIL is not released
+    except (OSError, AttributeError, TypeError):  # pragma: no cover - no such call here
+        return lambda: None
+    fn.argtypes = []
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_yield = _cpu_yield()
 
 
 def _next_result(pg: pq.abc.PGconn) -> pq.abc.PGresult | None:
