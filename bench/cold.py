@@ -146,6 +146,8 @@ run = {"clapboard": clapboard_save, "sqlite": sqlite_save, "syscalls": syscalls,
 warm = sq.commits_per_wal_cycle(len(body)) if which == "sqlite" else 100
 for _ in range(warm):  # each store in its steady state first (see bench/run.py)
     run()
+
+
 def seed_load():
     seed.load_scene_active(PROJECT, EPISODE, BATCH)
 

@@ -115,24 +115,19 @@ def profile_pg(url: str, beats: int, takes: int, reps: int) -> None:
     real_trip = pg_backend.round_trip
     real_encoded = pg_optimistic.run_encoded
 
-    def timed_trip(conn: Any, *trip: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return real_trip(conn, *trip)
-        finally:
-            trips.append(time.perf_counter() - t0)
-
-    def timed_encoded(conn: Any, *trip: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return real_encoded(conn, *trip)
-        finally:
-            trips.append(time.perf_counter() - t0)
+    def timing(real: Any) -> Any:
+        def timed(conn: Any, *trip: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return real(conn, *trip)
+            finally:
+                trips.append(time.perf_counter() - t0)
+        return timed
 
     bare_update = Statement(b"bench_bare", b"UPDATE bench_bare SET n = n + 1 WHERE id = 1")
     results: dict[bool, list[tuple[float, ...]]] = {}
-    pg_backend.round_trip = timed_trip  # type: ignore[assignment]
-    pg_optimistic.run_encoded = timed_encoded  # type: ignore[assignment]
+    pg_backend.round_trip = timing(real_trip)
+    pg_optimistic.run_encoded = timing(real_encoded)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS bench_bare (id int PRIMARY KEY, n int)")

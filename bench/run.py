@@ -746,10 +746,10 @@ def _split_cpus(psycopg: Any, url: str) -> Iterator[str]:
         raise _CannotSplit(f"the server is not on this machine (host {host!r})")
     postmaster = _parent(Path(f"/proc/{backend}"))
     try:
-        comm = Path(f"/proc/{postmaster}/comm").read_text().strip()
+        comm = Path(f"/proc/{postmaster}/comm").read_text().strip() if postmaster else ""
     except OSError as e:
         raise _CannotSplit(f"the server's processes are not visible here ({e})") from None
-    if postmaster is None or comm not in ("postgres", "postmaster"):
+    if comm not in ("postgres", "postmaster"):
         raise _CannotSplit(f"process {backend} is not a local server's backend")
     pids = [postmaster] + [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
                            and _parent(p) == postmaster]
@@ -773,6 +773,7 @@ def _split_cpus(psycopg: Any, url: str) -> Iterator[str]:
 
 
 def _parent(proc: Path) -> int | None:
+    """The parent process id of ``proc`` (a ``/proc/PID`` folder), None if unreadable."""
     try:
         return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):

@@ -83,11 +83,12 @@ def test_bench_pg_on_separate_cpus_moves_the_server_and_back(
     to move its processes) one row says why. Under CI (root, a server started by the
     test run on this machine, two CPUs) it must be done."""
     import psycopg
-    from bench.run import bench_pg
+    from bench.run import _parent, bench_pg
 
     with psycopg.connect(pg_url, autocommit=True) as c:
         backend = int(c.execute("SELECT pg_backend_pid()").fetchone()[0])
-        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        postmaster = _parent(Path(f"/proc/{backend}"))
+        assert postmaster is not None
         server_before = os.sched_getaffinity(postmaster)
         own_before = os.sched_getaffinity(0)
         rows = bench_pg(pg_url, tmp_path, 1, split_cpus=True)

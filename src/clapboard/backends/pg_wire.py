@@ -144,13 +144,12 @@ def run_encoded(conn: Conn, stmt: Statement, args: list[bytes | None],
     session = _session(conn)
     if session.encoding != "utf-8":
         raise ValueError(f"pg_wire: UTF-8 parameters on a {session.encoding} connection")
-    want = None if lock_timeout is None else lock_timeout_ms(lock_timeout)
-    if want is None or session.lock_timeout == want:
+    if lock_timeout is None or not (steps := lock_timeout_steps(conn, lock_timeout)):
         if stmt.name in session.prepared:
             return _one(conn, session, stmt.name, args, meanwhile)
         return round_trip(conn, [(stmt, args)], meanwhile)[-1]
-    res = round_trip(conn, [(_SET_LOCK_TIMEOUT, (want,)), (stmt, args)], meanwhile)[-1]
-    session.lock_timeout = want
+    res = round_trip(conn, [*steps, (stmt, args)], meanwhile)[-1]
+    timed(conn, lock_timeout)
     return res
 
 
