@@ -34,6 +34,11 @@ def test_bench_tiny_mode_runs_every_part(tmp_path: Path) -> None:
     for r in rows:
         assert r["ms"]["clapboard"] > 0 and r["ms"]["floor"] > 0
         assert r["ms"]["sqlite"] > 0
+        # clapboard against each other contender, round by round
+        assert set(r["paired"]) == set(r["ms"]) - {"clapboard"}
+        for p in r["paired"].values():
+            lo, hi = p["ci95"]
+            assert p["rounds"] >= 3 and lo <= p["ratio"] <= hi
         if r["op"] != "candidate write":  # the seed reference has no version store
             assert r["ms"]["seed"] > 0
 
@@ -154,3 +159,49 @@ def test_cold_turns_harness_runs_on_postgres(pg_url: str, tmp_path: Path) -> Non
     assert set(ms) == {"clapboard-pg", "update"}
     assert all(v > 0 for v in ms.values())
     assert "this / UPDATE" in proc.stdout and "seed's load" in proc.stdout
+
+
+def test_median_interval_is_the_order_statistics_a_binomial_gives() -> None:
+    """The interval of a median comes from the binomial count of values below it: for
+    10 values x(2)..x(9) (covers 97.9 %, the narrowest that covers 95 %), for 400
+    x(180)..x(221); too few values for 95 %: their whole range."""
+    from bench.run import median_ci
+
+    assert median_ci([float(x) for x in range(10, 0, -1)]) == (5.5, 2.0, 9.0)
+    assert median_ci([float(x) for x in range(1, 401)]) == (200.5, 180.0, 221.0)
+    assert median_ci([3.0, 1.0, 2.0]) == (2.0, 1.0, 3.0)
+    assert median_ci([1.0] * 5, level=0.5) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError):
+        median_ci([])
+
+
+def test_faster_than_sqlite_needs_the_whole_interval_above_one() -> None:
+    """The "faster than SQLite" targets compare round by round: a lower median inside
+    the rounds' noise is reported as a tie and not met; a consistent margin is met;
+    slower is missed."""
+    import random
+
+    from bench.run import Row, Timings, _faster, paired
+
+    rng = random.Random(6)
+    cb = [0.0003 * (1 + rng.random() / 5) for _ in range(400)]
+
+    def row(sqlite: list[float]) -> Row:
+        t = Timings({"clapboard": sorted(cb)[200] * 1e3, "sqlite": sorted(sqlite)[200] * 1e3})
+        t.means, t.samples = {}, {"clapboard": cb, "sqlite": sqlite}
+        return Row("status save", "10x3", 30.0, t)
+
+    ahead = row([c * 1.04 for c in cb])
+    assert ahead.paired == paired({"clapboard": cb, "sqlite": [c * 1.04 for c in cb]})
+    ok, said = _faster(ahead, "sqlite")
+    assert ok and "clapboard faster in 400 of 400 rounds" in said and "tie" not in said
+
+    noisy = [c * (0.9 if i % 2 else 1.11) for i, c in enumerate(cb)]
+    ok, said = _faster(row(noisy), "sqlite")
+    assert not ok and said.endswith(": a tie")
+
+    ok, said = _faster(row([c * 0.9 for c in cb]), "sqlite")
+    assert not ok and "tie" not in said and "faster in 0 of 400" in said
+
+    legacy = Row("status save", "10x3", 30.0, {"clapboard": 0.3, "sqlite": 0.31})
+    assert legacy.paired == {} and _faster(legacy, "sqlite") == (True, "0.300 vs 0.310 ms")
