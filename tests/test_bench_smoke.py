@@ -14,8 +14,8 @@ import pytest
 from tests.pg_support import pg_url  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
-OPS = {"status save", "active-scene load", "cold load", "load after compaction", "runner save",
-       "candidate write"}
+OPS = {"status save", "status save, idle first", "active-scene load", "cold load",
+       "load after compaction", "runner save", "candidate write"}
 
 
 def test_bench_tiny_mode_runs_every_part(tmp_path: Path) -> None:
