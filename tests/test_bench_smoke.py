@@ -175,33 +175,64 @@ def test_median_interval_is_the_order_statistics_a_binomial_gives() -> None:
         median_ci([])
 
 
-def test_faster_than_sqlite_needs_the_whole_interval_above_one() -> None:
-    """The "faster than SQLite" targets compare round by round: a lower median inside
-    the rounds' noise is reported as a tie and not met; a consistent margin is met;
-    slower is missed."""
+def test_ratio_targets_need_the_whole_interval_on_the_right_side() -> None:
+    """Targets on a ratio of two contenders compare round by round: "faster than SQLite"
+    is met by a consistent margin, not by a lower median inside the rounds' noise (then
+    "a tie"), and missed when slower; a bound ("at most 1.5x the floor") is met only when
+    the interval's far end is within it; a row without rounds keeps the medians'
+    verdict."""
     import random
 
-    from bench.run import Row, Timings, _faster, paired
+    from bench.run import Row, Timings, check_targets, paired
 
     rng = random.Random(6)
     cb = [0.0003 * (1 + rng.random() / 5) for _ in range(400)]
 
-    def row(sqlite: list[float]) -> Row:
-        t = Timings({"clapboard": sorted(cb)[200] * 1e3, "sqlite": sorted(sqlite)[200] * 1e3})
-        t.means, t.samples = {}, {"clapboard": cb, "sqlite": sqlite}
-        return Row("status save", "10x3", 30.0, t)
+    def row(op: str, size: str, **others: list[float]) -> Row:
+        samples = {"clapboard": cb, **others}
+        t = Timings({k: sorted(v)[200] * 1e3 for k, v in samples.items()})
+        t.means, t.samples = {}, samples
+        return Row(op, size, 30.0, t)
 
-    ahead = row([c * 1.04 for c in cb])
+    def verdicts(*rows: Row, pg: list[dict[str, object]] | None = None
+                 ) -> dict[str, tuple[bool, str]]:
+        return {name: (ok, said) for name, ok, said in check_targets(list(rows), [], pg)}
+
+    ahead = row("status save", "10x3", sqlite=[c * 1.04 for c in cb])
     assert ahead.paired == paired({"clapboard": cb, "sqlite": [c * 1.04 for c in cb]})
-    ok, said = _faster(ahead, "sqlite")
+    ok, said = verdicts(ahead)["status save faster than SQLite at 10x3"]
     assert ok and "clapboard faster in 400 of 400 rounds" in said and "tie" not in said
 
     noisy = [c * (0.9 if i % 2 else 1.11) for i, c in enumerate(cb)]
-    ok, said = _faster(row(noisy), "sqlite")
+    ok, said = verdicts(row("status save", "10x3", sqlite=noisy))[
+        "status save faster than SQLite at 10x3"]
     assert not ok and said.endswith(": a tie")
 
-    ok, said = _faster(row([c * 0.9 for c in cb]), "sqlite")
+    ok, said = verdicts(row("status save, idle first", "10x3", sqlite=[c * 0.9 for c in cb]))[
+        "status save faster than SQLite at 10x3, each save after 2 ms idle"]
     assert not ok and "tie" not in said and "faster in 0 of 400" in said
 
+    # at most 1.5x the floor: clapboard/floor per round 1.4x (met), or 1.3x / 1.6x
+    # alternating (the median under the bound, the interval across it: missed)
+    name = "status save <= 1.5x floor at 200 KiB"
+    ok, said = verdicts(row("status save", "50x5", sqlite=cb, floor=[c / 1.4 for c in cb]))[name]
+    assert ok and "per round clapboard/floor 1.400x" in said
+    spread = [c / (1.3 if i % 2 else 1.6) for i, c in enumerate(cb)]
+    ok, said = verdicts(row("status save", "50x5", sqlite=cb, floor=spread))[name]
+    assert not ok and said.endswith(": within the noise")
+
+    # PostgreSQL: at most 2x the bare UPDATE at every size
+    pg = [{"size": "10x3", "ratio": 1.5,
+           "paired": {"UPDATE (libpq)": {"ratio": 1 / 1.5, "ci95": [1 / 1.6, 1 / 1.4],
+                                         "rounds": 200, "faster_rounds": 0}}},
+          {"size": "50x5", "ratio": 1.9,
+           "paired": {"UPDATE (libpq)": {"ratio": 1 / 1.9, "ci95": [1 / 2.1, 1 / 1.8],
+                                         "rounds": 200, "faster_rounds": 0}}}]
+    ok, said = verdicts(pg=pg)["PostgreSQL status save <= 2x a bare UPDATE commit, "
+                               "sharing the CPUs"]
+    assert not ok and "1.50x (per round" in said and said.endswith(": within the noise")
+
     legacy = Row("status save", "10x3", 30.0, {"clapboard": 0.3, "sqlite": 0.31})
-    assert legacy.paired == {} and _faster(legacy, "sqlite") == (True, "0.300 vs 0.310 ms")
+    assert legacy.paired == {}
+    assert verdicts(legacy)["status save faster than SQLite at 10x3"] == (True,
+                                                                         "0.300 vs 0.310 ms")
