@@ -180,12 +180,15 @@ def paired(samples: dict[str, list[float]], base: str = "clapboard") -> dict[str
 
 def interleaved(fns: dict[str, Callable[[], object]], reps: int,
                 warmup: int = 3, before_round: Callable[[], object] | None = None,
-                idle: float = 0.0) -> Timings:
+                idle: float = 0.0, spans: list[tuple[str, float, float]] | None = None
+                ) -> Timings:
     """Median ms per call of each function, calling each once per round, in an order
     shuffled every round (seeded): what runs just before a call changes its time (a
     CPU-heavy predecessor leaves cold caches and slows the next sync on this host), so
     no contender may always follow the same one. ``before_round`` (untimed) runs first
-    in every round; ``idle`` seconds of sleep (untimed) precede every call."""
+    in every round; ``idle`` seconds of sleep (untimed) precede every call. ``spans``,
+    when given, receives (name, start, end) of every timed call, in seconds of
+    ``time.perf_counter`` (the monotonic clock)."""
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(warmup):
         if before_round is not None:
@@ -204,7 +207,10 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int,
                 time.sleep(idle)
             t0 = clock()
             fn()
-            samples[k].append(clock() - t0)
+            t1 = clock()
+            samples[k].append(t1 - t0)
+            if spans is not None:
+                spans.append((k, t0, t1))
     out = Timings({k: _median_ms(v) for k, v in samples.items()})
     out.means = {k: statistics.fmean(v) * 1e3 for k, v in samples.items()}
     out.samples = samples
@@ -330,84 +336,102 @@ def _flip(status: str) -> str:
     return "succeeded" if status == "running" else "running"
 
 
-def bench_size(work: Path, label: str, beats: int, takes: int, reps: int) -> list[Row]:
-    import clapboard
-    from clapboard import codec
+class StatusRig:
+    """The four contenders of the status save at one scene size, each store set up with
+    the same scene and run into its steady state (see :meth:`warm`). ``status``: the
+    contenders by name, each flipping one take's status (the runner's per-event write);
+    the stores and the rest stay reachable for the other operations of the size."""
 
-    base = work / f"size-{label}"
-    base.mkdir(parents=True)
-    store = clapboard.open_store(base / "cb", lock_timeout=60)
-    seed = import_seed(base / "seed")
-    sq = SqliteStore(base / "sqlite.db")
-    floor_dir = base / "floor"
-    floor_dir.mkdir(parents=True)
+    def __init__(self, base: Path, beats: int, takes: int) -> None:
+        import clapboard
 
-    doc = scene_dict(BATCH, beats, takes)
-    store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=None,
-                                   mutate=lambda s: None)
-    # Write the real body through the public runner writer (cold start writes it whole).
-    cb_scene = clapboard.Scene.from_dict(doc)
-    _reset_clapboard(store, cb_scene)
-    seed_scene = seed.Scene.from_dict(json.loads(json.dumps(doc)))
-    seed.save_scene(seed_scene, seed.scene_path(PROJECT, EPISODE, BATCH))
-    sq.put(BATCH, doc)
+        base.mkdir(parents=True)
+        self.beats, self.takes = beats, takes
+        self.store = store = clapboard.open_store(base / "cb", lock_timeout=60)
+        self.seed = seed = import_seed(base / "seed")
+        self.sq = sq = SqliteStore(base / "sqlite.db")
+        self.floor_dir = base / "floor"
+        self.floor_dir.mkdir(parents=True)
+        self.doc = doc = scene_dict(BATCH, beats, takes)
+        store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=None,
+                                       mutate=lambda s: None)
+        _reset_clapboard(store, clapboard.Scene.from_dict(doc))
+        seed.save_scene(seed.Scene.from_dict(json.loads(json.dumps(doc))),
+                        seed.scene_path(PROJECT, EPISODE, BATCH))
+        sq.put(BATCH, doc)
+        self.body_bytes = store.backend.body_path(PROJECT, "ep_001", BATCH, 1,
+                                                  None).read_bytes()
+        self.floor_path = self.floor_dir / "body.json"
+        floor_write(self.floor_path, self.body_bytes)
+        self._n = 0
+        self.status: dict[str, Callable[[], None]] = {
+            "clapboard": self.cb_status, "seed": self.seed_status, "sqlite": self.sq_status,
+            "floor": self.floor}
 
-    body_path = store.backend.body_path(PROJECT, "ep_001", BATCH, 1, None)
-    body_bytes = body_path.read_bytes()
-    kib = len(body_bytes) / 1024
-    floor_path = floor_dir / "body.json"
-    floor_write(floor_path, body_bytes)
+    def pick(self) -> tuple[int, int]:
+        """The beat and take of the next save (every contender walks the same cycle)."""
+        self._n += 1
+        return (self._n * 7) % self.beats, (self._n * 3) % self.takes
 
-    rows: list[Row] = []
-    state = {"n": 0}
-
-    def pick() -> tuple[int, int]:
-        state["n"] += 1
-        n = state["n"]
-        return (n * 7) % beats, (n * 3) % takes
-
-    # status save: flip one take's status (the runner's per-event write)
-    def cb_status() -> None:
-        b, t = pick()
-
-        def mutate(s: clapboard.Scene) -> None:
-            take = s.beats[b].takes[t]
-            take.status = _flip(take.status)
-
-        store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
-                                       mutate=mutate)
-
-    def seed_status() -> None:
-        b, t = pick()
+    def cb_status(self) -> None:
+        b, t = self.pick()
 
         def mutate(s: Any) -> None:
             take = s.beats[b].takes[t]
             take.status = _flip(take.status)
 
-        seed.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
-                                      mutate=mutate)
+        self.store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
+                                            mutate=mutate)
 
-    def sq_status() -> None:
-        b, t = pick()
+    def seed_status(self) -> None:
+        b, t = self.pick()
+
+        def mutate(s: Any) -> None:
+            take = s.beats[b].takes[t]
+            take.status = _flip(take.status)
+
+        self.seed.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=1,
+                                           mutate=mutate)
+
+    def sq_status(self) -> None:
+        b, t = self.pick()
 
         def mutate(d: Doc) -> None:
             take = d["beats"][b]["takes"][t]
             take["status"] = _flip(take["status"])
 
-        sq.read_modify_write(BATCH, mutate)
+        self.sq.read_modify_write(BATCH, mutate)
 
-    def floor() -> None:
-        floor_write(floor_path, body_bytes)
+    def floor(self) -> None:
+        floor_write(self.floor_path, self.body_bytes)
 
-    # Each store in its steady state before timing: SQLite's WAL file grows until its
-    # first checkpoint and from then on is overwritten in place (its commits are then
-    # much cheaper: 0.34 -> 0.20 ms at 30 KiB); a clapboard body is rewritten every 64
-    # status saves.
-    for _ in range(sq.commits_per_wal_cycle(len(body_bytes))):
-        sq_status()
-    for _ in range(65):
-        cb_status()
-    status = {"clapboard": cb_status, "seed": seed_status, "sqlite": sq_status, "floor": floor}
+    def warm(self) -> None:
+        """Each store in its steady state before timing: SQLite's WAL file grows until
+        its first checkpoint and from then on is overwritten in place (its commits are
+        then much cheaper: 0.34 -> 0.20 ms at 30 KiB); a clapboard body is rewritten
+        every 64 status saves."""
+        for _ in range(self.sq.commits_per_wal_cycle(len(self.body_bytes))):
+            self.sq_status()
+        for _ in range(65):
+            self.cb_status()
+
+    def close(self) -> None:
+        self.store.close()
+        self.sq.close()
+
+
+def bench_size(work: Path, label: str, beats: int, takes: int, reps: int) -> list[Row]:
+    import clapboard
+    from clapboard import codec
+
+    rig = StatusRig(work / f"size-{label}", beats, takes)
+    store, seed, sq, pick = rig.store, rig.seed, rig.sq, rig.pick
+    floor_dir, floor_path, floor = rig.floor_dir, rig.floor_path, rig.floor
+    sq_status = rig.sq_status
+    kib = len(rig.body_bytes) / 1024
+    rows: list[Row] = []
+    rig.warm()
+    status = rig.status
     rows.append(Row("status save", label, kib, interleaved(status, reps)))
     # The same, each save after an idle moment, as a runner's saves come (one per take
     # event, seconds apart): the CPU has gone idle and its caches cold before each one.
@@ -498,9 +522,7 @@ def bench_size(work: Path, label: str, beats: int, takes: int, reps: int) -> lis
         {"clapboard": cb_candidate, "sqlite": sq_candidate, "floor": floor_cand},
         cand_reps), notes="seedref has no SceneVersionStore: no seed number"))
 
-    store.close()
-    sq.close()
-    # keep the scratch store for inspection only when asked
+    rig.close()
     return rows
 
 

@@ -236,3 +236,51 @@ def test_ratio_targets_need_the_whole_interval_on_the_right_side() -> None:
     assert legacy.paired == {}
     assert verdicts(legacy)["status save faster than SQLite at 10x3"] == (True,
                                                                          "0.300 vs 0.310 ms")
+
+
+def test_syncsplit_charges_each_sync_to_the_call_it_ran_inside() -> None:
+    from bench.syncsplit import split
+
+    # two calls of "a" (1.0-1.5 s and 3.0-3.2 s) and one of "b" (2.0-2.1 s); syncs by
+    # start ns: two inside a's first call, one inside b, one between calls (set-up work,
+    # charged to nobody), one at the very end of a's second call
+    spans = [("a", 1.0, 1.5), ("b", 2.0, 2.1), ("a", 3.0, 3.2)]
+    syncs = [(1_100_000_000, 100_000_000, "d", "j"), (1_300_000_000, 50_000_000, "f", "j"),
+             (1_700_000_000, 900_000_000, "f", "x"), (2_050_000_000, 20_000_000, "d", "w"),
+             (3_200_000_000, 10_000_000, "d", "j")]
+    got = split(spans, syncs)
+    assert got["a"]["calls"] == 2 and got["b"]["calls"] == 1
+    assert got["a"]["syncs_per_call"] == 1.5  # 2 and 1
+    assert got["a"]["sync_ms"] == pytest.approx((150 + 10) / 2)
+    assert got["a"]["save_ms"] == pytest.approx((500 + 200) / 2)
+    assert got["a"]["rest_ms"] == pytest.approx((350 + 190) / 2)
+    assert got["b"] == pytest.approx({"calls": 1, "save_ms": 100, "syncs_per_call": 1,
+                                      "sync_ms": 20, "rest_ms": 80})
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_PRELOAD shim: Linux")
+def test_syncsplit_times_every_contenders_syncs(tmp_path: Path) -> None:
+    import shutil
+
+    if not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler to build bench/synctime.c")
+    out = tmp_path / "split.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.syncsplit", "--tiny", "--json", str(out),
+         "--dir", str(tmp_path)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    results = json.loads(out.read_text())
+    assert [r["regime"] for r in results] == ["back to back", "idle first"]
+    # what each contender's save syncs: clapboard its journal (fdatasync), SQLite its
+    # WAL, the seed its temp file, the floor its file and its folder
+    expected = {"clapboard": 1, "sqlite": 1, "seed": 1, "floor": 2}
+    for r in results:
+        got = r["contenders"]
+        assert {k: c["syncs_per_call"] for k, c in got.items()} == expected
+        for c in got.values():
+            assert c["sync_ms"] > 0 and c["rest_ms"] > 0
+            assert c["save_ms"] >= c["sync_ms"]
+    assert "SQLite / clapboard" in proc.stdout
