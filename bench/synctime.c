@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -47,24 +48,26 @@ static void record(char kind, int fd, long long start, long long duration) {
     c->duration = duration;
 }
 
+/* Call the real sync found under ``name``, timed and recorded; errno as it left it. */
+static int timed(int (**real)(int), const char *name, char kind, int fd) {
+    if (!*real)
+        *real = (int (*)(int))dlsym(RTLD_NEXT, name);
+    long long start = now_ns();
+    int rc = (*real)(fd);
+    int saved = errno;
+    record(kind, fd, start, now_ns() - start);
+    errno = saved;
+    return rc;
+}
+
 int fdatasync(int fd) {
     static int (*real)(int);
-    if (!real)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    long long start = now_ns();
-    int rc = real(fd);
-    record('d', fd, start, now_ns() - start);
-    return rc;
+    return timed(&real, "fdatasync", 'd', fd);
 }
 
 int fsync(int fd) {
     static int (*real)(int);
-    if (!real)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    long long start = now_ns();
-    int rc = real(fd);
-    record('f', fd, start, now_ns() - start);
-    return rc;
+    return timed(&real, "fsync", 'f', fd);
 }
 
 int synctime_dump(const char *path) {
