@@ -147,14 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     if _dump_function() is None:
         if os.environ.get(_LOADED):
             raise SystemExit("bench.syncsplit: the shim did not load (LD_PRELOAD ignored?)")
-        shim = build_shim(Path(tempfile.mkdtemp(prefix="clapboard-synctime-")))
-        env = dict(os.environ, LD_PRELOAD=f"{shim} {os.environ.get('LD_PRELOAD', '')}".strip(),
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
-                                                            os.environ.get("PYTHONPATH")])))
-        env[_LOADED] = "1"
-        argv_again = [sys.executable, "-m", "bench.syncsplit", *(sys.argv[1:] if argv is None
-                                                                 else argv)]
-        return subprocess.run(argv_again, env=env, cwd=ROOT).returncode
+        shim_dir = Path(tempfile.mkdtemp(prefix="clapboard-synctime-"))
+        try:
+            shim = build_shim(shim_dir)
+            env = dict(os.environ,
+                       LD_PRELOAD=f"{shim} {os.environ.get('LD_PRELOAD', '')}".strip(),
+                       PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
+                                                                os.environ.get("PYTHONPATH")])))
+            env[_LOADED] = "1"
+            again = [sys.executable, "-m", "bench.syncsplit",
+                     *(sys.argv[1:] if argv is None else argv)]
+            return subprocess.run(again, env=env).returncode  # same folder: same paths
+        finally:
+            shutil.rmtree(shim_dir, ignore_errors=True)
     sizes = [s for s in SIZES if s[0] in (args.size or ["10x3"])]
     reps = 12 if args.tiny else args.reps
     work = Path(tempfile.mkdtemp(prefix="clapboard-syncsplit-", dir=args.dir))
