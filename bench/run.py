@@ -352,7 +352,7 @@ class StatusRig:
         self.sq = sq = SqliteStore(base / "sqlite.db")
         self.floor_dir = base / "floor"
         self.floor_dir.mkdir(parents=True)
-        self.doc = doc = scene_dict(BATCH, beats, takes)
+        doc = scene_dict(BATCH, beats, takes)
         store.save_active_scene_status(PROJECT, EPISODE, BATCH, expected_version=None,
                                        mutate=lambda s: None)
         _reset_clapboard(store, clapboard.Scene.from_dict(doc))
