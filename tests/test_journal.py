@@ -8,11 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clapboard import CorruptJournalError, persistence
+from clapboard.io import writeback
 from clapboard.io.journal import Journal, read_lines, scan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +116,56 @@ def test_one_write_per_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     Journal(tmp_path / "j").append({"op": "x", "detail": {"blob": "y" * 300_000}})
     persistence.jsonl_append_locked(tmp_path / "k", {"blob": "z" * 300_000})
     assert len(writes) == 2
+
+
+def test_meanwhile_runs_after_the_write_and_before_the_sync(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``append(meanwhile=...)``: the line is in the file and its write-back started
+    (on Linux) when the work runs, the sync comes after it; the work is given the
+    record, the journal's inode, the line's end and the line."""
+    events: list[str] = []
+    real_sync = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (events.append("sync"), real_sync(fd))[1])
+    advised: list[tuple[int, ...]] = []
+    real_advise = writeback._ADVISE
+    if real_advise is not None:
+        monkeypatch.setattr(writeback, "_ADVISE",
+                            lambda fd, *a: (advised.append(a), real_advise(fd, *a))[1])
+    path = tmp_path / "j"
+    j = Journal(path)
+    first = j.append({"op": "a", "detail": {}})
+    assert events == ["sync"] and advised == []  # no work to overlap: no early start
+    events.clear()
+    seen: list[tuple[dict, int, int, bytes, bytes]] = []  # type: ignore[type-arg]
+
+    def meanwhile(rec: dict, ino: int, end: int, line: bytes) -> None:  # type: ignore[type-arg]
+        events.append("meanwhile")
+        seen.append((rec, ino, end, line, path.read_bytes()))
+
+    rec = j.append({"op": "b", "detail": {"x": 1}}, meanwhile=meanwhile)
+    assert events == ["meanwhile", "sync"]
+    (got, ino, end, line, data), = seen
+    assert got == rec and rec["seq"] == 2 and rec["prev"] == first["crc"]
+    assert ino == path.stat().st_ino and end == len(data) == path.stat().st_size
+    assert data.endswith(line) and orjson.loads(line) == rec
+    if real_advise is not None:
+        assert advised == [(end - len(line), len(line), os.POSIX_FADV_DONTNEED)]
+    assert scan(path).records == [first, rec]
+
+
+def test_a_failing_meanwhile_fails_the_append_and_leaves_no_line(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    j = Journal(path)
+    j.append({"op": "a", "detail": {}})
+    before = path.read_bytes()
+
+    def boom(*args: object) -> None:
+        raise RuntimeError("the work failed")
+
+    with pytest.raises(RuntimeError):
+        j.append({"op": "b", "detail": {}}, meanwhile=boom)
+    assert path.read_bytes() == before
+    assert j.append({"op": "c", "detail": {}})["seq"] == 2
 
 
 _ANY_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(

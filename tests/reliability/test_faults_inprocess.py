@@ -106,6 +106,12 @@ def test_journal_fsync_error_makes_store_read_only_until_reopened(
     err, s = _run("status_save", root, monkeypatch, Injector(root, "fsync", 1, errno.EIO))
     assert isinstance(err, OSError)
     assert sc.snapshot(root) == before, "the rolled-back change must leave no journal record"
+    # What the save prepared while its line was on the way to the disk (the state after
+    # it, the next save's scene) is not kept: this store still reads the state before.
+    fresh = sc.open_at(root)
+    assert s.load_active_with_version(sc.PROJECT, sc.EP, "S1") == \
+        fresh.load_active_with_version(sc.PROJECT, sc.EP, "S1")
+    fresh.close()
     with pytest.raises(StoreReadOnlyError):
         sc.status_inc("S1")(s, root)
     with pytest.raises(StoreReadOnlyError):

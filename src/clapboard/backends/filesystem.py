@@ -350,6 +350,28 @@ class _FsBatch:
             self.lock.release()
 
 
+class _NextEntry:
+    """The kept entry after a delta record, made while the record's line is on its way
+    to the disk (the journal's ``meanwhile``): the state after the record, exactly as a
+    reader replaying the journal would get it (as on PostgreSQL: replay.state_after),
+    and the next save's scene over it, built ahead. Kept only once the record is
+    durable."""
+
+    __slots__ = ("after", "before", "entry")
+
+    def __init__(self, before: Entry, after: Doc | None) -> None:
+        self.before, self.after = before, after
+        self.entry: Entry | None = None
+
+    def __call__(self, rec: Doc, ino: int, end: int, line: bytes) -> None:
+        before = self.before
+        state = BodyState(state_after(before.state.doc, rec, self.after), valid=True)
+        state.build_spare()
+        self.entry = Entry(before.body, before.checkpoint, state,
+                           JournalPos(ino, end, rec["seq"], rec["crc"], line),
+                           before.pending + 1, before.size)
+
+
 class FsBatchTx(BatchTx):
     def __init__(self, backend: FilesystemBackend, project: str, episode: str,
                  batch_id: str, files: _BatchFiles) -> None:
@@ -418,16 +440,11 @@ class FsBatchTx(BatchTx):
             return super().commit_changes(version, artifact, state, new_doc, record)
         if entry.checkpoint is None or entry.pending >= self.backend.compact_every:
             entry = self._compact(path, entry)
+        kept = _NextEntry(entry, after)
         rec = self._journal_write({**record, "detail": {**record["detail"], "delta": True}},
-                                  verbatim=False, decode=False)
-        assert self._journal.last_append is not None
-        ino, end, line = self._journal.last_append
-        # The cached state follows from the record as written, exactly as a reader
-        # replaying the journal would get it (as on PostgreSQL: replay.state_after).
-        self.backend.bodies.put(key, Entry(
-            entry.body, entry.checkpoint,
-            BodyState(state_after(entry.state.doc, rec, after), valid=True),
-            JournalPos(ino, end, rec["seq"], rec["crc"], line), entry.pending + 1, entry.size))
+                                  verbatim=False, decode=False, meanwhile=kept)
+        assert kept.entry is not None
+        self.backend.bodies.put(key, kept.entry)  # published once the record is durable
         return rec
 
     def _compact(self, path: Path, entry: Entry) -> Entry:
@@ -483,12 +500,13 @@ class FsBatchTx(BatchTx):
     def import_journal(self, record: Doc) -> Doc:
         return self._journal_write(record, verbatim=True)
 
-    def _journal_write(self, record: Doc, *, verbatim: bool, decode: bool = True) -> Doc:
+    def _journal_write(self, record: Doc, *, verbatim: bool, decode: bool = True,
+                       meanwhile: jr.Meanwhile | None = None) -> Doc:
         j = self._journal
         try:
             fd = self.journal_fd()
             return (j.append_verbatim(record, fd) if verbatim
-                    else j.append(record, fd, decode=decode))
+                    else j.append(record, fd, decode=decode, meanwhile=meanwhile))
         except OSError as e:
             # After a failed fsync the kernel may have dropped the dirty pages: never
             # retry and trust it. Refuse further writes until the store is reopened and

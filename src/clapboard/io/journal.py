@@ -22,7 +22,7 @@ from __future__ import annotations
 import fcntl
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,13 @@ import orjson
 
 from clapboard.errors import CorruptJournalError
 from clapboard.io.atomic import ensure_dir, fsync_dir, sync_data, write_all
+from clapboard.io.writeback import start_writeback
 
 _CHUNK = 1 << 16
+
+# Work an append runs while its line is on the way to the disk: (the record as
+# returned, the journal's inode, the end of the line, the line)
+Meanwhile = Callable[[dict[str, Any], int, int, bytes], None]
 
 
 def record_crc(record: dict[str, Any]) -> str:
@@ -218,8 +223,6 @@ class Journal:
         self.path = path if isinstance(path, Path) else Path(path)
         self._key = str(self.path)  # what open() opens (a Path's str() is a Python call)
         self._cache: tuple[int, int, Tail] | None = None  # (inode, size, tail)
-        # (inode, end offset, line) of this object's last successful append
-        self.last_append: tuple[int, int, bytes] | None = None
 
     def position(self) -> tuple[int, Tail, bytes]:
         """(inode, tail, last valid line) of the journal as it stands; the caller holds
@@ -257,19 +260,25 @@ class Journal:
             return None
 
     def append(self, record: dict[str, Any], fd: int | None = None, *,
-               decode: bool = True) -> dict[str, Any]:
+               decode: bool = True, meanwhile: Meanwhile | None = None) -> dict[str, Any]:
         """Append ``record`` (without seq/prev/crc), durably; returns the full record
         as a reader decodes it — or, with ``decode=False``, as built: sharing the
         values of ``record`` (for a caller that keeps none of them). ``fd``: the
-        journal as :meth:`open` gave it (else opened and closed here)."""
-        return self._append(fd, record, verbatim=False, decode=decode)
+        journal as :meth:`open` gave it (else opened and closed here).
+
+        ``meanwhile(record, inode, end, line)``, when given, runs after the line is
+        written and its write-back started, before the sync: work that would otherwise
+        follow the sync, done while the disk writes. What it prepares is not yet
+        committed — publish it only once this returns (if it raises, or the sync
+        fails, the append fails and the line is cut, as for any failed append)."""
+        return self._append(fd, record, verbatim=False, decode=decode, meanwhile=meanwhile)
 
     def append_verbatim(self, record: dict[str, Any], fd: int | None = None) -> dict[str, Any]:
         """Append a complete record (seq, prev, crc as given) that continues the chain."""
         return self._append(fd, record, verbatim=True, decode=True)
 
     def _append(self, kept_fd: int | None, record: dict[str, Any], *, verbatim: bool,
-                decode: bool) -> dict[str, Any]:
+                decode: bool, meanwhile: Meanwhile | None = None) -> dict[str, Any]:
         """Append ``record`` after the journal's valid tail, durably: numbered and
         chained here, or ``verbatim`` (checked to continue the chain). Returns it
         decoded from its line, or as built when not ``decode``."""
@@ -301,8 +310,13 @@ class Journal:
             else:
                 line, full = encoded_record({**record, "seq": tail.seq + 1, "prev": tail.crc})
                 built = None if decode else full
+            rec: dict[str, Any] = orjson.loads(line) if built is None else built
+            end = tail.valid_end + len(line)
             try:
                 write_all(fd, line)
+                if meanwhile is not None:
+                    start_writeback(fd, tail.valid_end, len(line))
+                    meanwhile(rec, st.st_ino, end, line)
                 sync_data(fd)  # the line and the file's new length: the commit point
                 if created:
                     fsync_dir(self.path.parent)
@@ -310,10 +324,7 @@ class Journal:
                 # The caller rolls its change back: the record must not survive it.
                 _cut(fd, tail.valid_end)
                 raise
-            rec: dict[str, Any] = orjson.loads(line) if built is None else built
-            end = tail.valid_end + len(line)
             self._cache = (st.st_ino, end, Tail(rec["seq"], rec["crc"], end, end))
-            self.last_append = (st.st_ino, end, line)
         except BaseException:
             self._cache = None
             raise

@@ -1,0 +1,67 @@
+"""Starting a journal line's write-back early (clapboard.io.writeback)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from clapboard.io.writeback import start_writeback
+
+LINUX = sys.platform.startswith("linux")
+
+
+def test_a_range_just_written_is_started_and_stays_readable(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "j", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, b"x" * 100)
+        assert start_writeback(fd, 0, 100) is LINUX
+        assert os.pread(fd, 200, 0) == b"x" * 100
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not LINUX or not hasattr(os, "RWF_NOWAIT"), reason="Linux only")
+def test_the_cache_keeps_what_was_just_written(tmp_path: Path) -> None:
+    """The call asks the kernel to drop the range from its cache once written; it only
+    drops clean pages, and a range just written is dirty or under write-back, so the
+    next save's look at the journal's last line reads memory, not the disk. Checked
+    with reads that refuse to wait for the disk (RWF_NOWAIT), after the sync, over
+    lines inside one page, across a page boundary and covering whole pages."""
+    fd = os.open(tmp_path / "j", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    end = 0
+    try:
+        for n in [300, 4000, 5000, 20_000, 299, 1] * 20:
+            line = os.urandom(n // 2 + 1).hex()[:n - 1].encode() + b"\n"
+            os.write(fd, line)
+            assert start_writeback(fd, end, len(line))
+            os.fdatasync(fd)
+            buf = bytearray(len(line))
+            try:
+                got = os.preadv(fd, [buf], end, os.RWF_NOWAIT)
+            except OSError as e:  # BlockingIOError: not cached; EOPNOTSUPP: old kernel
+                if e.errno == errno.EOPNOTSUPP:
+                    pytest.skip("no RWF_NOWAIT reads here")
+                raise AssertionError(f"line at {end} ({n} bytes) was dropped from the cache") from e
+            assert got == len(line) and bytes(buf) == line
+            end += len(line)
+    finally:
+        os.close(fd)
+
+
+def test_nothing_to_start(tmp_path: Path) -> None:
+    r, w = os.pipe()
+    try:
+        assert start_writeback(w, 0, 10) is False  # a pipe has no pages to write
+    finally:
+        os.close(r)
+        os.close(w)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert start_writeback(fd, 0, 0) is False
+    finally:
+        os.close(fd)
