@@ -353,9 +353,10 @@ class _FsBatch:
 class _NextEntry:
     """The kept entry after a delta record, made while the record's line is on its way
     to the disk (the journal's ``meanwhile``): the state after the record, exactly as a
-    reader replaying the journal would get it (as on PostgreSQL: replay.state_after),
-    and the next save's scene over it, built ahead. Kept only once the record is
-    durable."""
+    reader replaying the journal would get it (as on PostgreSQL: replay.state_after).
+    Kept only once the record is durable. (Building the next save's scene here as well,
+    as PostgreSQL does during its round trip, gained nothing: the disk's part of the
+    wait is already used up by this.)"""
 
     __slots__ = ("after", "before", "entry")
 
@@ -366,7 +367,6 @@ class _NextEntry:
     def __call__(self, rec: Doc, ino: int, end: int, line: bytes) -> None:
         before = self.before
         state = BodyState(state_after(before.state.doc, rec, self.after), valid=True)
-        state.build_spare()
         self.entry = Entry(before.body, before.checkpoint, state,
                            JournalPos(ino, end, rec["seq"], rec["crc"], line),
                            before.pending + 1, before.size)
