@@ -149,7 +149,7 @@ def test_meanwhile_runs_after_the_write_and_before_the_sync(
     assert ino == path.stat().st_ino and end == len(data) == path.stat().st_size
     assert data.endswith(line) and orjson.loads(line) == rec
     if real_advise is not None:
-        assert advised == [(end - len(line), len(line), os.POSIX_FADV_DONTNEED)]
+        assert advised == [(end - len(line), len(line) - 1, os.POSIX_FADV_DONTNEED)]
     assert scan(path).records == [first, rec]
 
 

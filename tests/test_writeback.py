@@ -27,18 +27,19 @@ def test_a_range_just_written_is_started_and_stays_readable(tmp_path: Path) -> N
 
 @pytest.mark.skipif(not LINUX or not hasattr(os, "RWF_NOWAIT"), reason="Linux only")
 def test_the_cache_keeps_what_was_just_written(tmp_path: Path) -> None:
-    """The call asks the kernel to drop the range from its cache once written; it only
-    drops clean pages, and a range just written is dirty or under write-back, so the
-    next save's look at the journal's last line reads memory, not the disk. Checked
-    with reads that refuse to wait for the disk (RWF_NOWAIT), after the sync, over
-    lines inside one page, across a page boundary and covering whole pages."""
+    """The call used (``POSIX_FADV_DONTNEED``) may drop pages from the cache; the range
+    given holds none it would drop, so the next save's look at the journal's last line
+    reads memory, not the disk. Checked with reads that refuse to wait for the disk
+    (RWF_NOWAIT), after the sync, over lines inside one page, across a page boundary,
+    of exactly a page, and longer (left to the sync: not started)."""
     fd = os.open(tmp_path / "j", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     end = 0
     try:
-        for n in [300, 4000, 5000, 20_000, 299, 1] * 20:
+        page = os.sysconf("SC_PAGESIZE")
+        for n in [300, 4000, page, page + 1, 20_000, 299, 2, 1] * 20:
             line = os.urandom(n // 2 + 1).hex()[:n - 1].encode() + b"\n"
             os.write(fd, line)
-            assert start_writeback(fd, end, len(line))
+            assert start_writeback(fd, end, len(line)) is (1 < n <= page)
             os.fdatasync(fd)
             buf = bytearray(len(line))
             try:
