@@ -43,14 +43,15 @@ def test_sigkill_at_every_syscall(name: str, tmp_path: Path, base_states: dict[s
     assert sc.snapshot(run) == snaps[-1], "a traced run must produce the reference bytes"
     assert rec.calls, "no store syscalls recorded"
 
-    def trial(i: int) -> tuple[int, h.Trial, Path]:
+    def trial(i: int) -> tuple[int, h.Trial, Path, int]:
         root = tmp_path / f"k{i}"
-        sc.copy_tree(base, root)
-        return i, h.run_injected(name, root, tmp_path / f"k{i}.trace", rec, rec.calls[i],
-                                 "signal=SIGKILL"), root
+        t, missed = h.run_injected_at(name, base, root, tmp_path / f"k{i}.trace", rec,
+                                      rec.calls[i], "signal=SIGKILL")
+        return i, t, root, missed
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for i, t, root in pool.map(trial, range(len(rec.calls))):
+        for i, t, root, missed in pool.map(trial, range(len(rec.calls))):
+            figures["kill runs re-run (the kill landed on another call)"] += missed
             call = rec.calls[i]
             where = f"{name}: kill at #{i + 1} {call.family} #{call.ordinal}"
             assert t.returncode == -signal.SIGKILL, f"{where}: not killed ({t.stderr[-500:]})"
@@ -91,3 +92,26 @@ def test_random_time_sigkill(tmp_path: Path, base_states: dict[str, Path],
         figures["random-time SIGKILL trials"] += 1
         _rm(root)
         trials += 1
+
+
+def test_a_kill_that_lands_elsewhere_is_run_again(tmp_path: Path,
+                                                  base_states: dict[str, Path],
+                                                  need_strace: None) -> None:
+    """The harness's re-run (``run_injected_at``): a recording whose count of calls
+    before the marker is off by one makes every run land on the next call — run again
+    up to the limit, then handed back for the caller's assertion to fail; a true
+    recording lands at once."""
+    name = "status_save"
+    base = base_states[name]
+    run = tmp_path / "rec"
+    sc.copy_tree(base, run)
+    rec, _ = h.record(name, run, tmp_path / "rec.trace")
+    call = rec.calls[0]
+    skewed = h.Recording({**rec.offsets, call.family: rec.offsets.get(call.family, 0) + 1},
+                         rec.calls, rec.lines)
+    t, missed = h.run_injected_at(name, base, tmp_path / "k", tmp_path / "k.trace", skewed,
+                                  call, "signal=SIGKILL", tries=2)
+    assert missed == 1 and t.returncode == -signal.SIGKILL and t.last_call != call.text
+    t, missed = h.run_injected_at(name, base, tmp_path / "k2", tmp_path / "k2.trace", rec,
+                                  call, "signal=SIGKILL")
+    assert missed == 0 and t.last_call == call.text

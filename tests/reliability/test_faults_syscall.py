@@ -56,15 +56,16 @@ def test_strace_error_at_every_syscall(name: str, tmp_path: Path, base_states: d
     rec, _ = h.record(name, run, tmp_path / "rec.trace")
     targets = [c for c in rec.calls if c.family in FAMILIES]
 
-    def trial(i: int) -> tuple[int, h.Trial, Path]:
+    def trial(i: int) -> tuple[int, h.Trial, Path, int]:
         root = tmp_path / f"e{i}"
-        sc.copy_tree(base, root)
         code = CODES[i % len(CODES)]
-        return i, h.run_injected(name, root, tmp_path / f"e{i}.trace", rec, targets[i],
-                                 f"error={code}"), root
+        t, missed = h.run_injected_at(name, base, root, tmp_path / f"e{i}.trace", rec,
+                                      targets[i], f"error={code}")
+        return i, t, root, missed
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for i, t, root in pool.map(trial, range(len(targets))):
+        for i, t, root, missed in pool.map(trial, range(len(targets))):
+            figures["fault runs re-run (the error landed on another call)"] += missed
             c = targets[i]
             where = f"{name}: {CODES[i % 3]} at {c.family} #{c.ordinal} ({c.text[:90]})"
             assert t.last_call == c.text, f"{where}: injected at {t.last_call!r}"
