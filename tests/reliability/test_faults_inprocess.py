@@ -107,7 +107,7 @@ def test_journal_fsync_error_makes_store_read_only_until_reopened(
     assert isinstance(err, OSError)
     assert sc.snapshot(root) == before, "the rolled-back change must leave no journal record"
     # What the save prepared while its line was on the way to the disk (the state after
-    # it, the next save's scene) is not kept: this store still reads the state before.
+    # it) is not kept: this store still reads the state before.
     fresh = sc.open_at(root)
     assert s.load_active_with_version(sc.PROJECT, sc.EP, "S1") == \
         fresh.load_active_with_version(sc.PROJECT, sc.EP, "S1")

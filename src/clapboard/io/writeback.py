@@ -11,15 +11,16 @@ How: ``posix_fadvise(POSIX_FADV_DONTNEED)`` on the range just written. On Linux 
 starts write-back of the range's dirty pages without waiting (``generic_fadvise`` in
 mm/fadvise.c, WB_SYNC_NONE), then offers the kernel to drop the *whole* pages of the
 range from its cache — and the end-of-file page, even when partial. The range given
-stops one byte short of the line's end, and only lines of at most a page are
-started this way: such a range holds no whole page and does not reach the end of the
-file, so nothing is offered, nothing dropped, and the kernel never falls back to
-draining every CPU's page lists (what it does when an offered page cannot be dropped,
-as a page under write-back cannot: the call's 99th percentile here was 62 µs with
-the end page offered, 35 µs without). The
-page that holds only a line's last byte, if any, is written by the sync, as a longer
-line is. PostgreSQL's ``pg_flush_data`` uses the same call for the same purpose where
-``sync_file_range`` is missing; ``sync_file_range`` itself is not in Python's ``os``
+stops one byte short of the line's end, and only lines of at most a page are started
+this way: such a range holds no whole page and does not reach the end of the file, so
+nothing is offered, nothing dropped, and the kernel never falls back to draining every
+CPU's page lists (what it does when an offered page cannot be dropped, as a page under
+write-back cannot: the call's 99th percentile here was 62 µs with the end page
+offered, 35 µs without). The page that holds only a line's last byte, if any, is
+written by the sync, as a longer line is.
+
+PostgreSQL's ``pg_flush_data`` uses the same call for the same purpose where
+``sync_file_range`` is missing. ``sync_file_range`` itself is not in Python's ``os``
 module, and through ``ctypes`` it cost 13 µs more per save on cold caches
 (docs/PERFORMANCE.md), most of what the overlap gains.
 
@@ -43,7 +44,7 @@ _PAGE = os.sysconf("SC_PAGESIZE") if _LINUX else 4096
 def start_writeback(fd: int, offset: int, length: int) -> bool:
     """Start writing bytes ``offset`` to ``offset + length`` of ``fd`` — just written,
     at the end of the file — to the disk, without waiting; False when this system, this
-    file or a line this long (a page or more) is left to the sync alone."""
+    file or a line this long (more than a page) is left to the sync alone."""
     advise = _ADVISE
     if advise is None or not 1 < length <= _PAGE:
         return False
