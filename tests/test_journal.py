@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from clapboard import CorruptJournalError, persistence
 from clapboard.io import writeback
-from clapboard.io.journal import Journal, read_lines, scan
+from clapboard.io.journal import BLOCK, Journal, padding_for, read_lines, scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def make(path: Path, n: int = 5) -> list[dict]:  # type: ignore[type-arg]
     j = Journal(path)
     return [j.append({"op": "status", "detail": {"i": i, "text": "é" * i}}) for i in range(n)]
+
+
+def records_bytes(path: Path) -> bytes:
+    """The journal's bytes without its padding."""
+    return path.read_bytes().rstrip(b" \n") + b"\n"
 
 
 def test_append_and_scan(tmp_path: Path) -> None:
@@ -34,7 +39,7 @@ def test_append_and_scan(tmp_path: Path) -> None:
 def test_every_cut_of_the_last_record_keeps_the_prefix(tmp_path: Path) -> None:
     path = tmp_path / "j"
     recs = make(path, 3)
-    data = path.read_bytes()
+    data = records_bytes(path)
     start = data.rstrip(b"\n").rfind(b"\n") + 1
     for cut in range(start, len(data)):
         path.write_bytes(data[:cut])
@@ -111,8 +116,10 @@ def test_jsonl_append_locked_heals_torn_tail(tmp_path: Path) -> None:
 
 def test_one_write_per_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writes: list[int] = []
-    real = os.write
+    real, real_p = os.write, os.pwrite
     monkeypatch.setattr(os, "write", lambda fd, b: (writes.append(len(b)), real(fd, b))[1])
+    monkeypatch.setattr(os, "pwrite",
+                        lambda fd, b, at: (writes.append(len(b)), real_p(fd, b, at))[1])
     Journal(tmp_path / "j").append({"op": "x", "detail": {"blob": "y" * 300_000}})
     persistence.jsonl_append_locked(tmp_path / "k", {"blob": "z" * 300_000})
     assert len(writes) == 2
@@ -146,8 +153,9 @@ def test_meanwhile_runs_after_the_write_and_before_the_sync(
     assert events == ["meanwhile", "sync"]
     (got, ino, end, line, data), = seen
     assert got == rec and rec["seq"] == 2 and rec["prev"] == first["crc"]
-    assert ino == path.stat().st_ino and end == len(data) == path.stat().st_size
-    assert data.endswith(line) and orjson.loads(line) == rec
+    assert ino == path.stat().st_ino and len(data) == path.stat().st_size == BLOCK
+    assert data[:end].endswith(line) and data[end:] == padding_for(end)
+    assert orjson.loads(line) == rec
     if real_advise is not None:
         assert advised == [(end - len(line), len(line) - 1, os.POSIX_FADV_DONTNEED)]
     assert scan(path).records == [first, rec]
@@ -164,7 +172,7 @@ def test_a_failing_meanwhile_fails_the_append_and_leaves_no_line(tmp_path: Path)
 
     with pytest.raises(RuntimeError):
         j.append({"op": "b", "detail": {}}, meanwhile=boom)
-    assert path.read_bytes() == before
+    assert path.read_bytes() == before  # the padding put back
     assert j.append({"op": "c", "detail": {}})["seq"] == 2
 
 

@@ -1,9 +1,10 @@
 """In-process fault injection: make the N-th store call of one kind fail (quick mode).
 
 Kinds: ``open`` (``os.open`` of a store path: temp create, folder open, lock, journal),
-``write`` (``os.write`` to a store file), ``fsync`` (of a file), ``dirfsync`` (of a
-folder), ``rename``; ``short`` makes every store ``os.write`` write at most half of
-what it was asked (and at most 7 bytes), which the writer must loop over.
+``write`` (``os.write`` or ``os.pwrite`` to a store file), ``fsync`` (of a file),
+``dirfsync`` (of a folder), ``rename``; ``short`` makes every store ``os.write`` and
+``os.pwrite`` write at most half of what it was asked (and at most 7 bytes), which the
+writer must loop over.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Injector:
     @contextmanager
     def installed(self, mp: pytest.MonkeyPatch, *, short: bool = False) -> Iterator[Injector]:
         real_open, real_write, real_fsync, real_rename = os.open, os.write, os.fsync, os.rename
+        real_pwrite = os.pwrite
         real_fdatasync = os.fdatasync
 
         def fake_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
@@ -72,6 +74,18 @@ class Injector:
                 self.counts["short"] += 1
                 return real_write(fd, memoryview(data)[: min(7, len(data) // 2)])
             return real_write(fd, data)
+
+        def fake_pwrite(fd: int, data: Any, offset: int) -> int:
+            where = _fd_path(fd)
+            if where.endswith(".lock"):
+                # A lock file's holder record: a hint for a timeout's message, written
+                # best effort by design (its failure is ignored), not store state.
+                return real_pwrite(fd, data, offset)
+            self._hit("write", where)
+            if short and where.startswith(self.root) and len(data) > 1:
+                self.counts["short"] += 1
+                return real_pwrite(fd, memoryview(data)[: min(7, len(data) // 2)], offset)
+            return real_pwrite(fd, data, offset)
 
         def fake_fsync(fd: int) -> None:
             kind = "dirfsync" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync"
@@ -89,6 +103,7 @@ class Injector:
         with mp.context() as m:
             m.setattr(os, "open", fake_open)
             m.setattr(os, "write", fake_write)
+            m.setattr(os, "pwrite", fake_pwrite)
             m.setattr(os, "fsync", fake_fsync)
             m.setattr(os, "fdatasync", fake_fdatasync)
             m.setattr(os, "rename", fake_rename)

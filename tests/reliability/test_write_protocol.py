@@ -58,7 +58,7 @@ def check_order(events: list[pl.Event], root: Path) -> int:
             fd_path[ev.ret] = (path, ev.args)
             if ".cbtmp-" in path:
                 assert "O_CREAT|O_EXCL" in ev.args, f"temp not created exclusively: {ev.args}"
-        elif ev.name == "write" and ev.fd() in fd_path:
+        elif ev.name in ("write", "pwrite64") and ev.fd() in fd_path:
             path = fd_path[ev.fd()][0]
             writes[path] = i
             if path.endswith(".jsonl"):

@@ -32,11 +32,12 @@ _CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(ctypes.c_in
 
 
 class Fiu:
-    """libfiu control through ctypes: fail the N-th call of one point."""
+    """libfiu control through ctypes: fail the N-th call of one point (or of several,
+    comma-separated, counted together)."""
 
     def __init__(self, spec: str) -> None:
-        point, n, err = spec.split(":")
-        self.point, self.n, self.err = point.encode(), int(n), int(err)
+        points, n, err = spec.split(":")
+        self.points, self.n, self.err = [p.encode() for p in points.split(",")], int(n), int(err)
         self.lib = ctypes.CDLL("libfiu.so.0")
         self.lib.fiu_init(0)
         self.lib.fiu_enable_external.argtypes = [ctypes.c_char_p, ctypes.c_int,
@@ -53,10 +54,12 @@ class Fiu:
         return 1 if hit else 0
 
     def enable(self) -> None:
-        self.lib.fiu_enable_external(self.point, 1, ctypes.c_void_p(self.err), 0, self._cb)
+        for point in self.points:
+            self.lib.fiu_enable_external(point, 1, ctypes.c_void_p(self.err), 0, self._cb)
 
     def disable(self) -> None:
-        self.lib.fiu_disable(self.point)
+        for point in self.points:
+            self.lib.fiu_disable(point)
 
 
 class _NoFileFsync:

@@ -15,6 +15,7 @@ transaction remembers the bytes it replaced so a failure inside the block (a
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -75,6 +76,9 @@ def _read(path: Path | str, size_hint: int = -1) -> bytes | None:
 
 
 _ABSENT = -2  # a manifest size: there was none
+# How long after a journal's last change its stat stamp is not trusted to show the next
+# one (the coarsest file timestamp clock of a local disk is far finer than this).
+_RACY_NS = 2_000_000_000
 
 
 class _BatchFiles(NamedTuple):
@@ -98,7 +102,8 @@ class FilesystemBackend(Backend):
         self.location = str(self.root)
         self.read_only_reason: str | None = None
         self._batches: dict[tuple[str, str, str], _BatchFiles] = {}
-        self._watch_tails: dict[str, tuple[int, int]] = {}  # journal -> (size, last seq)
+        # journal -> (its stat stamp when trusted, the last seq read)
+        self._watch_tails: dict[str, tuple[tuple[int, int, int] | None, int]] = {}
         # The size each manifest had when last read: the next read is then one read()
         # of one byte more (see _read), no fstat and no second read; _ABSENT when there
         # was none (a flat batch): the next look is an access() call, not an open()
@@ -277,14 +282,21 @@ class FilesystemBackend(Backend):
                 last = after.get(key, 0)
                 path = self.scenes_dir(proj) / name
                 try:
-                    size = path.stat().st_size
+                    st = path.stat()
                 except FileNotFoundError:
                     continue
+                stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
                 seen = self._watch_tails.get(str(path))
-                if seen is not None and seen[0] == size and last >= seen[1]:
+                if seen is not None and seen[0] == stamp and last >= seen[1]:
                     continue  # unchanged since the last scan, and the caller has it all
                 records = jr.scan(path).records
-                self._watch_tails[str(path)] = (size, records[-1]["seq"] if records else 0)
+                # An append writes over the journal's padding: the size stays the same,
+                # and so do the timestamps within one tick of the clock. A stamp taken
+                # that soon after the file's last change is not trusted to show the
+                # next one (as git treats a "racy" index entry): scanned again next time.
+                trusted = st.st_mtime_ns < time.time_ns() - _RACY_NS
+                self._watch_tails[str(path)] = (stamp if trusted else None,
+                                                records[-1]["seq"] if records else 0)
                 for rec in records:
                     if rec["seq"] > last:
                         yield key, rec

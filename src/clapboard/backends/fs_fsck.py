@@ -228,15 +228,15 @@ def _check_journal(backend: FilesystemBackend, path: Path, ep: str, batch_id: st
         problems.append(Problem(str(path), "corrupt-journal", str(e)))
         return
     tail = scan.tail
-    if tail.size > tail.valid_end:
+    if tail.junk:
         p = Problem(str(path), "torn-journal-tail",
-                    f"{tail.size - tail.valid_end} bytes after the last valid record "
+                    f"{tail.junk} bytes after the last valid record "
                     f"(seq {tail.seq})")
         if repair:
             with FileLock(path.parent / lock_name(ep, batch_id), timeout=5.0, op="fsck"):
                 # Re-scan under the lock: an append may have happened since.
                 again = jr.scan(path).tail
-                if again.size > again.valid_end:
+                if again.junk:
                     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
                     try:
                         os.ftruncate(fd, again.valid_end)

@@ -147,11 +147,10 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
         raise CorruptJournalError(
             f"journal is missing, but the body includes it up to seq {pos.seq}",
             path=journal_path, hint="restore the journal from a backup")
+    if pos.line and jr.padding_after(fd, pos.end, pos.line) is not None:
+        return entry  # nothing appended since
     st = os.fstat(fd)
     size = st.st_size
-    if (pos.ino == st.st_ino and pos.end == size
-            and os.pread(fd, len(pos.line), size - len(pos.line)) == pos.line):
-        return entry  # nothing appended since
     if pos.ino != st.st_ino or pos.end > size or not pos.line:
         pos = _anchor(fd, size, pos, journal_path, from_body=from_body)
     data = os.pread(fd, size - pos.end, pos.end)
@@ -228,9 +227,7 @@ def _anchor(fd: int, size: int, pos: JournalPos, path: Path, *, from_body: bool)
         raise _Rebase
     data = os.pread(fd, size, 0)
     scan = jr.scan_bytes(data, path)
-    end = 0
-    for rec in scan.records:
-        end = data.index(b"\n", end) + 1
+    for rec, end in zip(scan.records, scan.ends, strict=True):
         if rec["seq"] == pos.seq:
             if rec["crc"] == pos.crc:
                 return replace(pos, end=end, line=_last_line(data, end))

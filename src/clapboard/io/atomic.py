@@ -90,6 +90,18 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[n:]
 
 
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write every byte of ``data`` at ``offset`` (``os.pwrite`` may write fewer)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n == len(view):
+            return
+        if n <= 0:  # pragma: no cover - a zero-length write of a non-empty buffer
+            raise OSError(errno.EIO, "pwrite returned 0 bytes")
+        view, offset = view[n:], offset + n
+
+
 def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` durably and atomically (see the module docstring).
 
