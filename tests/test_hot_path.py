@@ -639,3 +639,52 @@ def test_a_spare_scene_is_the_lazy_scene_and_is_handed_out_once() -> None:
     broken = BodyState({"scene_id": "S", "beats": 7}, valid=True)  # not a list of beats
     broken.build_spare()
     assert broken.spares is None and broken.spare() is None
+
+
+def test_a_warm_status_save_writes_over_the_padding_without_a_stat(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A status save commits by a journal line written over the journal's padding: while
+    the line fits, the file keeps its size, and its end is proven by a read, never a
+    stat of the journal (a stat makes the next write stamp fine-grained timestamps,
+    which its sync must then commit: a disk round trip more). So the sync of such a save
+    writes one block and flushes, with no metadata to commit."""
+    import os
+
+    from clapboard.io.journal import BLOCK
+
+    journal = Path(store.backend.journal_path(P, "ep_001", B))
+
+    def flip(sc: Scene) -> None:
+        take = sc.beats[1].takes[0]
+        take.status = "running" if take.status != "running" else "succeeded"
+
+    for _ in range(3):  # warm: the kept state and the journal's end known
+        store.save_active_scene_status(P, EP, B, expected_version=1, mutate=flip)
+    stats: list[str] = []
+    real_fstat, real_stat = os.fstat, os.stat
+
+    def fstat(fd: int) -> os.stat_result:
+        stats.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fstat(fd)
+
+    def stat(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+        stats.append(os.fspath(path))
+        return real_stat(path, *args, **kw)
+
+    sizes, ends = [journal.stat().st_size], []
+    with monkeypatch.context() as m:
+        m.setattr(os, "fstat", fstat)
+        m.setattr(os, "stat", stat)
+        for _ in range(40):  # about three blocks of lines
+            store.save_active_scene_status(P, EP, B, expected_version=1, mutate=flip)
+            sizes.append(real_stat(journal).st_size)
+            data = journal.read_bytes()
+            ends.append(len(data.rstrip(b" \n")) + 1)
+    assert not [s for s in stats if s.endswith(".journal.jsonl")], "the journal was stat()ed"
+    assert all(size % BLOCK == 0 for size in sizes)
+    # the size changed exactly when a line did not fit in the padding left before it
+    grew = [i for i in range(40) if sizes[i + 1] != sizes[i]]
+    assert grew == [i for i in range(40) if ends[i] > sizes[i]]
+    assert 1 <= len(grew) <= 4 < 40
+    assert clapboard.open_store(journal.parents[4]).load_active(P, EP, B) == \
+        store.load_active(P, EP, B)

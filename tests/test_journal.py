@@ -207,3 +207,33 @@ def test_a_spliced_record_line_is_the_encoded_one(actor: object, at: object, det
     assert line == orjson.dumps(rec, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
     assert rec == {**body, "crc": rec["crc"]}
     assert check_line(line) is not None
+
+
+def test_padding_is_a_blank_last_line_to_the_block_end(tmp_path: Path) -> None:
+    """The journal ends with spaces and a newline up to the end of its last 4 KiB block:
+    every other line is a record, and line-by-line JSON readers that skip blank lines
+    (as ``jq`` does) read exactly the records."""
+    path = tmp_path / "j"
+    recs = make(path, 40)  # more than one block of lines
+    data = path.read_bytes()
+    assert len(data) % BLOCK == 0 and data.endswith(b" \n")
+    lines = data.split(b"\n")[:-1]
+    assert [orjson.loads(x) for x in lines if x.strip()] == recs
+    assert lines[-1].strip() == b"" and all(x.strip() for x in lines[:-1])
+
+
+def test_a_record_appended_after_the_padding_is_read_and_continued(tmp_path: Path) -> None:
+    """A record appended to the file's end by another tool (``>>``), after the padding:
+    the blank line before it is skipped, the record read, and the next append goes
+    after it, continuing the chain."""
+    from clapboard.io.journal import encode_record
+
+    path = tmp_path / "j"
+    recs = make(path, 3)
+    with path.open("ab") as f:
+        f.write(encode_record({"op": "by-hand", "seq": 4, "prev": recs[-1]["crc"]}))
+    assert [r["seq"] for r in scan(path).records] == [1, 2, 3, 4]
+    assert scan(path).tail.junk == 0
+    rec = Journal(path).append({"op": "next"})
+    assert rec["seq"] == 5 and [r["seq"] for r in scan(path).records] == [1, 2, 3, 4, 5]
+    assert path.stat().st_size % BLOCK == 0
