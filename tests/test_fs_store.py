@@ -388,3 +388,29 @@ def test_remembered_names_never_admit_an_equal_name_of_another_type(fs_store: St
     for same in ("1", "ep_001", 1):
         fs_store.save_active_scene_status(P, same, "B", expected_version=None, mutate=bump)
     assert fs_store.load_active(P, 1, "B").scene_metadata["counter"] == 5
+
+
+def test_a_record_appended_with_shell_redirection_is_seen_by_a_store_that_kept_the_batch(
+        seeded: Store, tmp_path: Path) -> None:
+    """A store proves its journal's end by the last line and the file's size, not by a
+    stat: a record another tool appended to the file's end (``>>``, after the padding)
+    is still seen by a store that keeps the batch, and the store's next save continues
+    the chain after it; a fresh store reads the same."""
+    from clapboard.io.journal import BLOCK, encode_record
+
+    for _ in range(2):
+        seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    journal = scenes_dir(seeded) / "ep_001_SEQ_A.journal.jsonl"
+    last = seeded.history(P, EP, "SEQ_A")[-1]
+    assert journal.stat().st_size % BLOCK == 0  # padded
+    note = {"at": last["at"], "actor": "ops@desk", "op": "note", "version": 1,
+            "detail": {"text": "checked by hand"}, "seq": last["seq"] + 1, "prev": last["crc"]}
+    with journal.open("ab") as f:
+        f.write(encode_record(note))
+    seeded.save_active_scene_status(P, EP, "SEQ_A", expected_version=1, mutate=bump)
+    ops = [r["op"] for r in seeded.history(P, EP, "SEQ_A")]
+    assert ops[-2:] == ["note", "status"]
+    fresh = clapboard.open_store(seeded.backend.root)
+    assert fresh.history(P, EP, "SEQ_A") == seeded.history(P, EP, "SEQ_A")
+    assert fresh.load_active(P, EP, "SEQ_A") == seeded.load_active(P, EP, "SEQ_A")
+    assert fresh.fsck(P).problems == []

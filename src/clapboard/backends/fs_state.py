@@ -147,7 +147,7 @@ def _catch_up(entry: Entry, journal_path: Path, version: int, *, from_body: bool
         raise CorruptJournalError(
             f"journal is missing, but the body includes it up to seq {pos.seq}",
             path=journal_path, hint="restore the journal from a backup")
-    if pos.line and jr.padding_after(fd, pos.end, pos.line) is not None:
+    if pos.line and jr.padded_end(fd, pos.end, pos.line) is not None:
         return entry  # nothing appended since
     st = os.fstat(fd)
     size = st.st_size

@@ -230,17 +230,29 @@ def read_tail(fd: int, size: int, path: Path | str) -> Tail:
     return scan_bytes(full, path).tail
 
 
-def padding_after(fd: int, end: int, line: bytes) -> bytes | None:
-    """What follows ``line`` (a record's, ending in ``}\n``) at byte ``end`` of the open
-    journal ``fd`` — its padding, b"" for none — when the line is there and nothing but
-    blanks up to the block boundary follow it, then the file's end; else None. One
-    read, no ``stat`` (see the module's doc)."""
+def padded_end(fd: int, end: int, line: bytes) -> int | None:
+    """The size of the open journal ``fd`` when its records end with ``line`` at byte
+    ``end``: the line is there, and the file ends right after it or, a blank at ``end``,
+    at the block boundary (its padding); else None. Two small reads (the line, and the
+    size by ``lseek``), no ``stat`` (see the module's doc). The padding's bytes past
+    the first are not compared: a record is only ever written where the records end,
+    so none can start inside the padding (one appended after it changes the size)."""
     n = len(line)
-    room = -end % BLOCK
-    got = os.pread(fd, n + room + 1, end - n)  # one byte more than padding can be
-    if len(got) <= n + room and got.startswith(line) and len(got.rstrip(BLANK)) == n - 1:
-        return got[n:]
+    got = os.pread(fd, n + 1, end - n)
+    if not got.startswith(line):
+        return None
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size == end or (size == end + -end % BLOCK and len(got) > n and got[n] in BLANK):
+        _FOUND[fd] = (end, line, size)
+        return size
     return None
+
+
+# What padded_end last found through a descriptor, for the append that follows in the
+# same transaction (a save proves its journal's end when it reads the body, then
+# appends there): fd -> (end, line, size). Taken by the append; dropped whenever a
+# journal is opened for appending, so it never outlives its descriptor.
+_FOUND: dict[int, tuple[int, bytes, int]] = {}
 
 
 def line_ending_at(fd: int, end: int) -> bytes:
@@ -302,9 +314,11 @@ class Journal:
         and closes it; None when the file does not exist or may not be written (then
         every step opens it, or fails, as it would alone). Any other error is raised."""
         try:
-            return os.open(self._key, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(self._key, os.O_RDWR | os.O_CLOEXEC)
         except (FileNotFoundError, PermissionError):
             return None
+        _FOUND.pop(fd, None)
+        return fd
 
     def append(self, record: dict[str, Any], fd: int | None = None, *,
                decode: bool = True, meanwhile: Meanwhile | None = None) -> dict[str, Any]:
@@ -339,8 +353,9 @@ class Journal:
                 ensure_dir(self.path.parent)
                 fd = os.open(self._key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
                 created = True
+            _FOUND.pop(fd, None)
         try:
-            ino, tail, after = self._end(fd)
+            ino, tail, after = self._end(fd)  # after: the bytes past the records, if read
             built: dict[str, Any] | None = None
             if verbatim:
                 line = verbatim_line(record, tail.seq, tail.crc, self.path)
@@ -352,8 +367,7 @@ class Journal:
             end = at + len(line)
             try:
                 # Over the padding while the line fits: the file keeps its size.
-                pwrite_all(fd, line if end <= at + len(after) else line + padding_for(end),
-                           at)
+                pwrite_all(fd, line if end <= tail.size else line + padding_for(end), at)
                 if meanwhile is not None:
                     start_writeback(fd, at, len(line))
                     meanwhile(rec, ino, end, line)
@@ -362,7 +376,7 @@ class Journal:
                     fsync_dir(self.path.parent)
             except BaseException:
                 # The caller rolls its change back: the record must not survive it.
-                _restore(fd, at, after)
+                _restore(fd, at, padding_for(at)[:tail.size - at] if after is None else after)
                 raise
             self._last = (ino, rec["seq"], rec["crc"], end, line)
         except BaseException:
@@ -373,19 +387,23 @@ class Journal:
                 os.close(fd)
         return rec
 
-    def _end(self, fd: int) -> tuple[int, Tail, bytes]:
-        """(inode, tail, the padding after it) of the journal open as ``fd``: where the
-        next record goes, and what it writes over. The end of the last record this
-        object appended, when the file still has that line there with nothing but
-        padding after it — one read, no ``stat`` (see the module's doc); else read from
-        the file, a damaged tail cut first so a new record is never glued onto
-        garbage."""
+    def _end(self, fd: int) -> tuple[int, Tail, bytes | None]:
+        """(inode, tail, the bytes after the records) of the journal open as ``fd``:
+        where the next record goes (the tail's ``size`` is the file's) and what it
+        writes over (None: this object's own padding, not read). The end of the last
+        record this object appended when the file still ends there (see
+        :func:`padded_end`: no ``stat``); else read from the file, a damaged tail cut
+        first so a new record is never glued onto garbage."""
         last = self._last
         if last is not None:
             ino, seq, crc, end, line = last
-            after = padding_after(fd, end, line)
-            if after is not None:
-                return ino, Tail(seq, crc, end, end + len(after)), after
+            found = _FOUND.pop(fd, None)
+            if found is not None and found[0] == end and found[1] == line:
+                size: int | None = found[2]  # proven in this transaction already
+            else:
+                size = padded_end(fd, end, line)
+            if size is not None:
+                return ino, Tail(seq, crc, end, size), None
         st = os.fstat(fd)
         tail = read_tail(fd, st.st_size, self.path)
         if tail.junk:
