@@ -81,25 +81,6 @@ def test_damage_followed_by_valid_records_raises(sample: tuple[bytes, list[int]]
     _FIG["mid-file byte flips detected"] += 1
 
 
-_FIG: Counter[str] = Counter()
-
-
-def test_report_figures(figures: Counter[str]) -> None:
-    figures.update(_FIG)
-    _FIG.clear()
-
-
-def test_append_after_torn_tail_truncates_and_continues(tmp_path: Path) -> None:
-    data, starts = _journal(tmp_path)
-    path = tmp_path / "j.jsonl"
-    path.write_bytes(data[: starts[-1] + 10])  # torn last record
-    rec = jr.Journal(path).append({"op": "next"})
-    assert rec["seq"] == N_RECORDS
-    scan = jr.scan(path)
-    assert [r["seq"] for r in scan.records] == list(range(1, N_RECORDS + 1))
-    assert scan.tail.junk == 0 and scan.tail.size % jr.BLOCK == 0
-
-
 @settings(max_examples=200, deadline=None)
 @given(cut=st.integers(min_value=1), junk=st.binary(max_size=40))
 def test_a_torn_line_over_the_padding_is_ignored_then_replaced(
@@ -126,6 +107,25 @@ def test_a_torn_line_over_the_padding_is_ignored_then_replaced(
     assert rec["seq"] == n + 1 and jr.scan(path).records[-1] == rec
     assert jr.scan(path).tail.junk == 0
     _FIG["torn lines over padding checked"] += 1
+
+
+_FIG: Counter[str] = Counter()
+
+
+def test_report_figures(figures: Counter[str]) -> None:
+    figures.update(_FIG)
+    _FIG.clear()
+
+
+def test_append_after_torn_tail_truncates_and_continues(tmp_path: Path) -> None:
+    data, starts = _journal(tmp_path)
+    path = tmp_path / "j.jsonl"
+    path.write_bytes(data[: starts[-1] + 10])  # torn last record
+    rec = jr.Journal(path).append({"op": "next"})
+    assert rec["seq"] == N_RECORDS
+    scan = jr.scan(path)
+    assert [r["seq"] for r in scan.records] == list(range(1, N_RECORDS + 1))
+    assert scan.tail.junk == 0 and scan.tail.size % jr.BLOCK == 0
 
 
 _WRITER = """
