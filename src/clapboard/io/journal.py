@@ -180,7 +180,6 @@ def scan_bytes(data: bytes, path: Path | str = "<journal>", *, seq: int = 0, crc
         if rec is None:
             if not line.strip(b" "):
                 continue  # blank: padding, or a blank line
-
             if bad_at is None:
                 bad_at = offset
             continue
