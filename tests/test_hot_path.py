@@ -685,6 +685,6 @@ def test_a_warm_status_save_writes_over_the_padding_without_a_stat(
     # the size changed exactly when a line did not fit in the padding left before it
     grew = [i for i in range(40) if sizes[i + 1] != sizes[i]]
     assert grew == [i for i in range(40) if ends[i] > sizes[i]]
-    assert 1 <= len(grew) <= 4 < 40
+    assert 1 <= len(grew) <= 8  # most saves kept the size (about 13 lines fit a block)
     assert clapboard.open_store(journal.parents[4]).load_active(P, EP, B) == \
         store.load_active(P, EP, B)
