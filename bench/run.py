@@ -180,6 +180,15 @@ def paired(samples: dict[str, list[float]], base: str = "clapboard") -> dict[str
     return out
 
 
+def _timings(samples: dict[str, list[float]]) -> Timings:
+    """The medians (ms) of ``samples`` (seconds per call, by contender, round by
+    round), with their means and the samples themselves."""
+    out = Timings({k: _median_ms(v) for k, v in samples.items()})
+    out.means = {k: statistics.fmean(v) * 1e3 for k, v in samples.items()}
+    out.samples = samples
+    return out
+
+
 def interleaved(fns: dict[str, Callable[[], object]], reps: int,
                 warmup: int = 3, before_round: Callable[[], object] | None = None,
                 idle: float = 0.0, spans: list[tuple[str, float, float]] | None = None
@@ -213,10 +222,7 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int,
             samples[k].append(t1 - t0)
             if spans is not None:
                 spans.append((k, t0, t1))
-    out = Timings({k: _median_ms(v) for k, v in samples.items()})
-    out.means = {k: statistics.fmean(v) * 1e3 for k, v in samples.items()}
-    out.samples = samples
-    return out
+    return _timings(samples)
 
 
 def bursts(fns: dict[str, Callable[[], object]], reps: int,
@@ -240,10 +246,7 @@ def bursts(fns: dict[str, Callable[[], object]], reps: int,
                 fn()
                 times.append(clock() - t0)
             samples[k].append(statistics.median(times))
-    out = Timings({k: _median_ms(v) for k, v in samples.items()})
-    out.means = {k: statistics.fmean(v) * 1e3 for k, v in samples.items()}
-    out.samples = samples
-    return out
+    return _timings(samples)
 
 
 # -- the contenders ------------------------------------------------------------------------

@@ -375,7 +375,9 @@ class Journal:
                     fsync_dir(self.path.parent)
             except BaseException:
                 # The caller rolls its change back: the record must not survive it.
-                _restore(fd, at, padding_for(at)[:tail.size - at] if after is None else after)
+                if after is None:  # this object's own padding, if the file had any
+                    after = padding_for(at) if tail.size > at else b""
+                _restore(fd, at, after)
                 raise
             self._last = (ino, rec["seq"], rec["crc"], end, line)
         except BaseException:
