@@ -49,7 +49,7 @@ def phases(store: Any, beats: int, takes: int, reps: int) -> dict[str, float]:
 
     names = ["lock", "manifest + body state (read, compare, journal tail)",
              "lazy scene", "closure + the take fields it set, checked",
-             "changes + state after", "journal record append (fsync) + cache update",
+             "changes", "journal record append (fsync) + state after + cache update",
              "unlock"]
     samples: dict[str, list[float]] = {k: [] for k in names}
     clock = time.perf_counter

@@ -20,6 +20,8 @@ rely on this; tests/test_changes.py checks it by property).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from clapboard.errors import CorruptJournalError
@@ -137,26 +139,27 @@ def beat_changes(old: dict[str, Any], new: dict[str, Any], touched: list[int]) -
 TakeEdits = list[tuple[int, list[tuple[int, dict[str, Any]]]]]
 
 
-def take_field_changes(doc: dict[str, Any],
-                       edits: TakeEdits) -> tuple[list[Change], dict[str, Any]]:
+def take_field_changes(doc: dict[str, Any], edits: TakeEdits
+                       ) -> tuple[list[Change], Callable[[], dict[str, Any]]]:
     """The changes of assigning take fields on ``doc`` — ``edits`` as
     :func:`clapboard.models.take_field_edits` gives them: per beat position, (take
-    position, {field: value}) — and ``doc`` with them applied.
+    position, {field: value}) — and a function that makes ``doc`` with them applied.
 
     The same list :func:`beat_changes` gives for those edits (a field is changed when
     its value is not the stored one, or the same type and equal; a field the take did
     not have is added), and the same document :func:`apply_changes` makes of it
     (copy-on-write: ``doc`` is untouched, the result shares everything else with it).
-    The values must be immutable (as that function guarantees): the result keeps them.
+    The document is made only when asked for: a status save asks while its journal
+    line is on its way to the disk, not before writing it. The values must be immutable
+    (as that function guarantees): the result keeps them.
     """
     out: list[Change] = []
+    spans: list[tuple[int, int, int, int]] = []  # (beat, take, first change, end)
     beats = doc["beats"]
-    new_beats: list[Any] | None = None
     for i, edited in edits:
         beat = beats[i]
         ident = beat["beat_id"]
         takes = beat["takes"]
-        new_takes: list[Any] | None = None
         for j, assigned in edited:
             take = takes[j]
             tid = take["take_id"]
@@ -179,19 +182,32 @@ def take_field_changes(doc: dict[str, Any],
                     if k not in take:
                         out.append(_change(f"{path}.{k}", (*key, k), _MISSING, n))
             if len(out) > before:
-                if new_takes is None:
-                    new_takes = list(takes)
-                changed = dict(take)
-                for c in out[before:]:
-                    changed[c["key"][-1]] = c["new"]
-                new_takes[j] = changed
-        if new_takes is not None:
-            if new_beats is None:
-                new_beats = list(beats)
-            new_beats[i] = {**beat, "takes": new_takes}
-    if new_beats is None:
-        return out, doc
-    return out, {**doc, "beats": new_beats}
+                spans.append((i, j, before, len(out)))
+    return out, partial(_take_changes_applied, doc, out, spans)
+
+
+def _take_changes_applied(doc: dict[str, Any], changes: list[Change],
+                          spans: list[tuple[int, int, int, int]]) -> dict[str, Any]:
+    """``doc`` with the take field changes ``changes[first:end]`` set on each (beat,
+    take) position of ``spans`` (grouped by beat, as :func:`take_field_changes` makes
+    them), copy-on-write."""
+    if not spans:
+        return doc
+    beats = doc["beats"]
+    new_beats = list(beats)
+    at = -1
+    new_takes: list[Any] = []
+    for i, j, first, end in spans:
+        if i != at:
+            if at >= 0:
+                new_beats[at] = {**beats[at], "takes": new_takes}
+            at, new_takes = i, list(beats[i]["takes"])
+        changed = dict(new_takes[j])
+        for c in changes[first:end]:
+            changed[c["key"][-1]] = c["new"]
+        new_takes[j] = changed
+    new_beats[at] = {**beats[at], "takes": new_takes}
+    return {**doc, "beats": new_beats}
 
 
 # -- replay ------------------------------------------------------------------------------

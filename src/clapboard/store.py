@@ -363,7 +363,7 @@ class Store:
         # is lazy: only the beats the closure uses are built, each from its own copy.
         scene, made = self._lazy_of(state, project, tx.episode, batch_id, version, manifest)
         mutate(scene)
-        after: Doc | None = None
+        after: Callable[[], Doc] | None = None
         edits = take_field_edits(scene, state.doc, made)  # validated, structure as stored
         if edits is not None:  # only take fields assigned: the changes are read off
             changes, after = take_field_changes(state.doc, edits)

@@ -135,15 +135,16 @@ class BatchTx(ABC):
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
                        new_doc: Callable[[], Doc], record: Doc,
-                       after: Doc | None = None) -> Doc:
+                       after: Callable[[], Doc] | None = None) -> Doc:
         """Make a change of ``state`` durable and journal it; returns the record (which
         may share values with what the backend keeps: read it, do not change it).
 
         ``new_doc()`` gives the whole new body (it may share sub-documents with
         ``state.doc``: read it, do not keep it); ``record`` is the journal record, whose
-        ``detail.changes`` lists the changes. ``after``, when given, is ``state.doc``
+        ``detail.changes`` lists the changes. ``after``, when given, makes ``state.doc``
         with those changes applied, shared with nobody else (a backend may keep it
-        instead of applying them again). Default: write the whole body, then the
+        instead of applying them again; call it once the record is written: it is
+        not needed before). Default: write the whole body, then the
         record. A backend may instead make the record itself the commit point (see the
         filesystem backend), as long as every read applies it.
         """

@@ -126,7 +126,7 @@ class PgOptimisticTx(BatchTx):
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
                        new_doc: Callable[[], Doc], record: Doc,
-                       after: Doc | None = None) -> Doc:
+                       after: Callable[[], Doc] | None = None) -> Doc:
         entry = self._entry
         if (entry is None or entry.state is not state or self.change is not None
                 or artifact != self._name):

@@ -798,7 +798,7 @@ class PgBatchTx(BatchTx):
 
     def commit_changes(self, version: int, artifact: str, state: BodyState,
                        new_doc: Callable[[], Doc], record: Doc,
-                       after: Doc | None = None) -> Doc:
+                       after: Callable[[], Doc] | None = None) -> Doc:
         """The journal record is the commit point (one INSERT, no body row rewritten);
         every ``compact_every`` records the row is rewritten first, in the same
         transaction. What this process keeps is updated only once the commit is done."""

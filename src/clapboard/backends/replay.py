@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -43,12 +44,13 @@ def delta_line(record: Doc, seq: int, prev: str) -> tuple[bytes, Doc]:
                               "seq": seq, "prev": prev})
 
 
-def state_after(doc: Doc, rec: Doc, after: Doc | None) -> Doc:
+def state_after(doc: Doc, rec: Doc, after: Callable[[], Doc] | None) -> Doc:
     """``doc`` with the changes of delta record ``rec`` applied, as a reader replaying
-    it gets them: ``after`` when the caller built that (shared with nobody), else
-    applied from a copy of the record's changes (the record is returned to callers)."""
+    it gets them: made by ``after`` when the caller gave that (a document shared with
+    nobody), else applied from a copy of the record's changes (the record is returned
+    to callers)."""
     if after is not None:
-        return after
+        return after()
     return apply_changes(doc, orjson.loads(orjson.dumps(rec["detail"]["changes"])))
 
 
