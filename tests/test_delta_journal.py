@@ -578,6 +578,39 @@ def test_a_rolled_back_delta_is_not_kept(pg_url: str) -> None:  # noqa: F811
         store.close()
 
 
+def test_a_failed_journal_sync_keeps_nothing_of_its_record(tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    """The kept state after a record is put in place while the line is on its way to
+    the disk; when the sync then fails, it is withdrawn with the line, and no reader —
+    this store, another thread's reads, a fresh store — sees the change."""
+    from clapboard.io import journal as jr
+
+    store = new_store(tmp_path)
+    store.save_active_scene_status(P, EP, B, expected_version=1, mutate=_mutation("meta", 1, 1))
+    key = str(body_path(store))
+    before = store.backend.bodies.get(key)
+    assert before is not None  # kept: the next save is the delta-record path
+    seen: list[Any] = []
+    real = jr.sync_data
+
+    def failing(fd: int) -> None:
+        seen.append(store.backend.bodies.get(key))  # what is kept while the sync runs
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(jr, "sync_data", failing)
+    with pytest.raises(OSError):
+        store.save_active_scene_status(P, EP, B, expected_version=1,
+                                       mutate=_mutation("meta", 2, 2))
+    monkeypatch.setattr(jr, "sync_data", real)
+    assert len(seen) == 1 and seen[0] is not before  # kept during the sync ...
+    assert "k2" in seen[0].state.doc["scene_metadata"]
+    assert store.backend.bodies.get(key) is None  # ... and withdrawn with the line
+    for reader in (store, clapboard.open_store(tmp_path)):
+        md = reader.load_raw(P, EP, B)[0]["scene_metadata"]
+        assert "k2" not in md and md["k1"] == {"n": 1}
+    assert clapboard.open_store(tmp_path).fsck(P).problems == []
+
+
 def test_a_hand_written_delta_with_a_bad_value_is_reported(tmp_path: Path) -> None:
     """A delta record that passes its crc but sets an invalid value (written by hand,
     or by a buggy tool) is found when applied, by a process that kept the body and by a

@@ -329,8 +329,9 @@ class Journal:
         ``meanwhile(record, inode, end, line)``, when given, runs after the line is
         written and its write-back started, before the sync: work that would otherwise
         follow the sync, done while the disk writes. What it prepares is not yet
-        committed — publish it only once this returns (if it raises, or the sync
-        fails, the append fails and the line is cut, as for any failed append)."""
+        committed: if it raises, or the sync fails, the append fails and the line is
+        cut, as for any failed append — so whatever it made visible must be proven
+        against the line before use, or taken back by the caller when this raises."""
         return self._append(fd, record, verbatim=False, decode=decode, meanwhile=meanwhile)
 
     def append_verbatim(self, record: dict[str, Any], fd: int | None = None) -> dict[str, Any]:
