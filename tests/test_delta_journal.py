@@ -581,8 +581,8 @@ def test_a_rolled_back_delta_is_not_kept(pg_url: str) -> None:  # noqa: F811
 def test_a_failed_journal_sync_keeps_nothing_of_its_record(tmp_path: Path,
                                                           monkeypatch: Any) -> None:
     """The kept state after a record is put in place while the line is on its way to
-    the disk; when the sync then fails, it is withdrawn with the line, and no reader —
-    this store, another thread's reads, a fresh store — sees the change."""
+    the disk; when the sync then fails, it is withdrawn with the line, and neither this
+    store nor a fresh one reads the change."""
     from clapboard.io import journal as jr
 
     store = new_store(tmp_path)
